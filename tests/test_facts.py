@@ -373,3 +373,34 @@ def test_timeout_marks_the_row_and_the_scan_completes(db):
         assert run.code == 2
     finally:
         holder.close()
+
+
+def test_sequence_nothing_draws_from_is_listed(db):
+    db.execute("CREATE SEQUENCE invoice_numbers START 100")
+    (row,) = check_json(db)["sequences"]
+    assert (row["sequence"], row["table"], row["column"], row["status"]) == (
+        "public.invoice_numbers", None, None, "unused")
+    assert row["next_value"] == 100
+
+
+def test_oneliners_run_as_is_in_bash_with_real_psql_for_hostile_names(db, server, tmp_path):
+    import shutil
+    import subprocess
+    from pathlib import Path
+    from psycopg import sql
+
+    psql = server.embedded.psql_path() if server.embedded else shutil.which("psql")
+    assert psql, "psql is needed for this test"
+    for i, name in enumerate(HOSTILE):
+        db.execute(sql.SQL("CREATE TABLE {} ({} serial PRIMARY KEY)").format(
+            sql.Identifier(f"{name}{i}"), sql.Identifier(name)))
+        db.execute(sql.SQL("INSERT INTO {} VALUES (9)").format(sql.Identifier(f"{name}{i}")))
+    lines = run_seqtui("sql", "--oneliners", url=db.url).out
+    script = tmp_path / "fix.sh"
+    script.write_text(lines)  # comments (#) and commands, exactly as printed
+    env = {"PATH": f"{Path(psql).parent}:/usr/bin:/bin", "DATABASE_URL": db.url}
+    proc = subprocess.run(["bash", "-e", str(script)], capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    for i, name in enumerate(HOSTILE):
+        assert db.conn.execute(sql.SQL("INSERT INTO {} DEFAULT VALUES RETURNING *").format(
+            sql.Identifier(f"{name}{i}"))).fetchone() == (10,)
