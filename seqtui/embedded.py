@@ -103,6 +103,18 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def port_is_free(port: int) -> bool:
+    """Can a server listen on 127.0.0.1:port right now? (To reuse a port across restarts.)"""
+    if not 0 < port < 65536:
+        return False
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
 @dataclass
 class EmbeddedServer:
     """One data directory and the postmaster serving it on 127.0.0.1:port."""
@@ -183,6 +195,18 @@ class EmbeddedServer:
     def stop(self, mode: str = "fast") -> None:
         if self.running:
             self._run("pg_ctl", "-D", str(self.data_dir), "-w", "-m", mode, "stop", timeout=90)
+
+    def log_problem(self) -> str | None:
+        """The last FATAL/PANIC/ERROR line of the server log: why a start failed, in the server's words."""
+        try:
+            lines = (self.data_dir / "server.log").read_text(errors="replace").splitlines()[-200:]
+        except OSError:
+            return None
+        for line in reversed(lines):
+            for level in ("FATAL:", "PANIC:", "ERROR:"):
+                if level in line:
+                    return line[line.index(level):].strip()
+        return None
 
     def restart(self) -> None:
         self.stop()
