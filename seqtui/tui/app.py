@@ -1,0 +1,784 @@
+"""The seqtui terminal UI: a live table of every sequence, details, selection, preview and repair.
+
+Database work never runs on the UI thread: a refresh worker scans with its own connection and posts
+the Report as a message; a repair runs in another worker on a fresh connection of its own, only ever
+because the operator pressed `y` in a preview (nothing is re-run after a reconnect). The table is a
+keyed DataTable updated cell by cell from a pure diff (table.py), so the cursor, the scroll position
+and the selection survive refreshes.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime
+from typing import Callable, Iterable
+
+import psycopg
+from rich.text import Text
+from textual import on, work
+from textual.app import App, ComposeResult, SystemCommand
+from textual.binding import Binding
+from textual.containers import Container, VerticalScroll
+from textual.message import Message
+from textual.screen import Screen
+from textual.timer import Timer
+from textual.widgets import DataTable, Footer, Input, Static
+
+from ..apply import FAILED, FIXED, FixResult, apply_plans
+from ..config import Config
+from ..connect import ConnectError, Target, connect
+from ..model import Report, Status, Verdict
+from ..output import summary_line
+from ..repair import DEFAULT_LOCK_TIMEOUT, FixPlan, describe, oneliner, plans_from_verdicts, script
+from ..scan import Scope, scan
+from .details import details
+from .rates import RateTracker
+from .screens import CopyScreen, HelpScreen, PreviewScreen, ResultsScreen
+from .table import COLUMNS, SORTABLE, Cell, diff, matches, ordered, row_cells
+
+INTERVAL_STEPS = (0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
+BACKOFF = (1.0, 30.0)  # first retry after a lost connection, and the cap of the doubling
+COLUMN_LABELS = {c.key: c.label for c in COLUMNS}
+
+# (key as shown, what it does): the help screen; the bindings below are the same keys.
+KEY_HELP = [
+    ("↑ ↓ PgUp PgDn", "move the cursor; the details pane follows it"),
+    ("space", "select / unselect the row under the cursor"),
+    ("b", "select every behind row (in the current filter)"),
+    ("escape", "clear the selection"),
+    ("f / enter", "preview the repair of the selection (or of the row under the cursor)"),
+    ("y / n", "in the preview: apply / cancel"),
+    ("c", "copy psql one-liner(s) for the selection (or the row under the cursor)"),
+    ("s", "copy the SQL script that fixes every behind sequence"),
+    ("/", "filter by name or status word (behind, ok, critical...); escape clears it"),
+    ("o / O", "sort by the next column / reverse the order (or click a column header)"),
+    ("r", "refresh now (or reconnect now after a lost connection)"),
+    ("p", "pause / resume the automatic refresh"),
+    ("+ / -", "refresh more / less often"),
+    ("ctrl+p", "command palette: every action by name"),
+    ("?", "this help"),
+    ("q", "quit"),
+]
+
+
+def _fmt_interval(seconds: float) -> str:
+    return f"{seconds:g}s"
+
+
+# -- messages from workers ------------------------------------------------------------------
+
+class Refreshed(Message):
+    def __init__(self, report: Report, mono: float, status: str | None) -> None:
+        super().__init__()
+        self.report, self.mono, self.status = report, mono, status
+
+
+class RefreshFailed(Message):
+    def __init__(self, error: str, lost: bool) -> None:
+        super().__init__()
+        self.error, self.lost = error, lost
+
+
+class ApplyProgress(Message):
+    def __init__(self, result: FixResult) -> None:
+        super().__init__()
+        self.result = result
+
+
+class ApplyFinished(Message):
+    def __init__(self, results: list[FixResult]) -> None:
+        super().__init__()
+        self.results = results
+
+
+class SeqTable(DataTable):
+    """The live table. `enter` previews a repair; a mouse click on the highlighted row toggles it."""
+
+    BINDINGS = [Binding("enter", "app.preview", "Preview", show=False)]
+
+
+class FilterInput(Input):
+    BINDINGS = [Binding("escape", "app.clear_filter", "Clear filter", show=False)]
+
+
+class SeqtuiApp(App[int]):
+    CSS_PATH = "seqtui.tcss"
+    TITLE = "seqtui"
+    # Narrow terminals stack the details under the table; wide ones put them side by side.
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (130, "-wide")]
+
+    BINDINGS = [
+        Binding("q", "quit", "Quit"),
+        Binding("question_mark", "help", "Help"),
+        Binding("space", "toggle_row", "Select", show=False),
+        Binding("b", "select_behind", "Behind"),
+        Binding("escape", "clear_selection", "Unselect"),
+        Binding("f", "preview", "Fix…"),
+        Binding("f", "explain_read_only", "Read-only"),
+        Binding("c", "copy_oneliners", "psql"),
+        Binding("s", "copy_script", "Script"),
+        Binding("slash", "filter", "Filter"),
+        Binding("o", "sort_next", "Sort", show=False),
+        Binding("O", "sort_reverse", "Reverse", show=False),
+        Binding("r", "refresh_now", "Refresh"),
+        Binding("p", "toggle_pause", "Pause"),
+        Binding("plus,equals_sign", "faster", "Faster", show=False),
+        Binding("minus", "slower", "Slower", show=False),
+    ]
+
+    def __init__(self, target: Target, config: Config | None = None, *,
+                 conn: psycopg.Connection | None = None, interval: float = 2.0, read_only: bool = False,
+                 schemas: Iterable[str] = (), statement_timeout: float = 10.0,
+                 lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
+                 status_line: Callable[[], str | None] | None = None,
+                 live: bool = True, backoff: tuple[float, float] = BACKOFF,
+                 clock: Callable[[], datetime] = datetime.now,
+                 display_database: dict | None = None) -> None:
+        """`live=False` refreshes only at start and on `r` (snapshots, tests). `clock` gives the
+        time shown as "refreshed at"; `display_database` overrides the database facts in the header.
+        Both exist so that screenshots and snapshot tests are stable."""
+        super().__init__()
+        self.target = target
+        self.scope = Scope.from_config(config or Config(), schemas=tuple(schemas or ()),
+                                       statement_timeout_ms=int(statement_timeout * 1000),
+                                       default_schemas=target.schemas)
+        self._conn = conn
+        self.interval = interval
+        self.forced_read_only = read_only
+        self.lock_timeout = lock_timeout
+        self.status_line_fn = status_line
+        self.live = live
+        self.backoff = backoff
+        self.clock = clock
+        self.display_database = display_database
+
+        self.report: Report | None = None
+        self.verdicts: dict[str, Verdict] = {}
+        self.rows: dict[str, tuple] = {}  # row key -> cells on screen, in display order
+        self.selected: set[str] = set()
+        self.sort_column: str | None = None
+        self.sort_reverse = False
+        self.filter_query = ""
+        self.paused = False
+        self.rates = RateTracker()
+        self.status_text: str | None = None
+
+        self.refreshing = False
+        self._refresh_again = False
+        self._timer: Timer | None = None
+        self.refresh_count = 0        # successful refreshes: tests wait on it
+        self.last_refresh: datetime | None = None
+        self.last_error: str | None = None
+        self.lost: str | None = None  # why the connection is down; the table is stale meanwhile
+        self.attempts = 0
+        self.retry_at: float | None = None
+        self.applying = False
+        self.apply_count = 0          # finished applies: tests wait on it
+        self.last_results: list[FixResult] = []
+        self._results_screen: ResultsScreen | None = None
+
+    # -- layout ---------------------------------------------------------------------------------
+
+    def compose(self) -> ComposeResult:
+        with Container(id="header"):
+            yield Static(id="db-line")
+            yield Static(id="summary-line")
+            yield Static(id="state-line")
+        with Container(id="body"):
+            yield SeqTable(id="table", cursor_type="row", zebra_stripes=False)
+            with VerticalScroll(id="details-pane"):
+                yield Static(id="details")
+        yield FilterInput(placeholder="filter: words in schema.table.column or the sequence; "
+                                      "or a status (behind, ok, critical…)", id="filter")
+        yield Footer()
+
+    @property
+    def table(self) -> SeqTable:
+        return self.query_one(SeqTable)
+
+    def on_mount(self) -> None:
+        for col in COLUMNS:
+            self.table.add_column(col.label, key=col.key)
+        self.query_one("#filter").display = False
+        self._show_header()
+        self._show_details()
+        self.table.focus()
+        self.start_refresh()
+
+    # -- refreshing -----------------------------------------------------------------------------
+
+    def start_refresh(self) -> None:
+        """Start a refresh unless one runs; then run one more as soon as it ends."""
+        self._cancel_timer()
+        if self.refreshing:
+            self._refresh_again = True
+            return
+        self.refreshing = True
+        self._show_header()
+        self._refresh_worker()
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="refresh")
+    def _refresh_worker(self) -> None:
+        conn = self._conn
+        try:
+            if conn is None or conn.closed or conn.broken:
+                conn = self._conn = connect(self.target, connect_timeout=5)
+            report = scan(conn, self.scope)
+        except ConnectError as exc:
+            self.post_message(RefreshFailed(str(exc), lost=True))
+            return
+        except psycopg.Error as exc:
+            lost = conn is None or conn.closed or conn.broken or isinstance(
+                exc, (psycopg.OperationalError, psycopg.InterfaceError))
+            if lost and conn is not None:
+                self._close_conn()
+            text = self.target.redact(" ".join(str(exc).split()) or type(exc).__name__)
+            self.post_message(RefreshFailed(text, lost=lost))
+            return
+        except Exception as exc:  # a bug must not stop the refresh loop or crash the app
+            self.post_message(RefreshFailed(self.target.redact(f"{type(exc).__name__}: {exc}"), lost=False))
+            return
+        status = None
+        if self.status_line_fn is not None:
+            try:
+                status = self.status_line_fn()
+            except Exception as exc:  # the demo's counter is decoration: never let it break a refresh
+                status = f"(status unavailable: {exc})"
+        self.post_message(Refreshed(report, time.monotonic(), status))
+
+    def _close_conn(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            try:
+                conn.close()
+            except Exception:
+                pass
+
+    def _cancel_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.stop()
+            self._timer = None
+
+    def _schedule(self, delay: float) -> None:
+        self._cancel_timer()
+        if self.live and not self.paused:
+            self._timer = self.set_timer(delay, self.start_refresh)
+
+    def _after_refresh(self, delay: float) -> None:
+        self.refreshing = False
+        if self._refresh_again:
+            self._refresh_again = False
+            self.start_refresh()
+        else:
+            self._schedule(delay)
+
+    def on_refreshed(self, message: Refreshed) -> None:
+        if self.lost is not None:
+            self.notify("Reconnected. The table is live again; no repair was re-run.", title="Connection")
+        self.lost, self.attempts, self.retry_at, self.last_error = None, 0, None, None
+        self.report = message.report
+        self.status_text = message.status
+        self.last_refresh = self.clock()
+        self.rates.observe(message.report.verdicts, message.mono)
+        self.verdicts = {v.key: v for v in message.report.verdicts}
+        self.selected &= set(self.verdicts)  # a vanished row cannot be repaired
+        self.table.set_class(False, "-stale")
+        self._show_rows()
+        self._show_header()
+        self._show_details()
+        self.refresh_bindings()
+        self.refresh_count += 1
+        self._after_refresh(self.interval)
+
+    def on_refresh_failed(self, message: RefreshFailed) -> None:
+        self.last_error = message.error
+        if message.lost:
+            if self.lost is None:
+                self.notify(f"Connection lost: {message.error}. Keeping the last table (stale) and "
+                            "reconnecting.", title="Connection", severity="error", timeout=8)
+            self.lost = message.error
+            self.attempts += 1
+            first, cap = self.backoff
+            delay = min(cap, first * 2 ** (self.attempts - 1))
+            self.retry_at = time.monotonic() + delay
+            self.table.set_class(True, "-stale")
+        else:
+            self.notify(f"Refresh failed: {message.error}", severity="warning", timeout=6)
+            delay = self.interval
+        self._show_header()
+        self._after_refresh(delay)
+        if message.lost:
+            self.set_timer(1, self._tick, name="lost-countdown")
+
+    def _tick(self) -> None:
+        """Keep the "retry in Ns" countdown honest while the connection is down."""
+        if self.lost is not None:
+            self._show_header()
+            self.set_timer(1, self._tick, name="lost-countdown")
+
+    # -- the table ------------------------------------------------------------------------------
+
+    def rate_of(self, v: Verdict) -> float | None:
+        return self.rates.rate(v.sequence.oid) if v.sequence is not None else None
+
+    def visible_verdicts(self) -> list[Verdict]:
+        if self.report is None:
+            return []
+        shown = [v for v in self.report.verdicts if matches(v, self.filter_query)]
+        return ordered(shown, self.sort_column, self.sort_reverse, self.rate_of)
+
+    def current_key(self) -> str | None:
+        table = self.table
+        if table.row_count == 0:
+            return None
+        try:
+            return table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
+        except Exception:
+            return None
+
+    def _show_rows(self) -> None:
+        """Bring the table to the current report, filter and sort by touching only what changed."""
+        table = self.table
+        cursor_key = self.current_key()
+        new = [(v.key, row_cells(v, self.rate_of(v), v.key in self.selected)) for v in self.visible_verdicts()]
+        change = diff(self.rows, new)
+        kept_order = [k for k in self.rows if k not in set(change.removed)] + [k for k, _ in change.added]
+        with self.batch_update():
+            for key in change.removed:
+                table.remove_row(key)
+            for key, cells in change.added:
+                table.add_row(*(_text(c) for c in cells), key=key)
+            for key, col, cell in change.changed:
+                table.update_cell(key, col, _text(cell), update_width=True)
+            if list(change.order) != kept_order:
+                # DataTable.sort sees cell values, not row keys: rank rows by their names, which are
+                # unique per row (a table cannot have two columns of one name drawing from one sequence).
+                rank = {_ident(cells): i for i, (_, cells) in enumerate(new)}
+                table.sort(key=lambda values: rank.get(tuple(str(v) for v in values[1:5]), len(rank)))
+            self.rows = dict(new)
+            if cursor_key in self.rows:
+                index = table.get_row_index(cursor_key)
+                if index != table.cursor_row:
+                    table.move_cursor(row=index, scroll=False)
+
+    def _set_sel_cell(self, key: str) -> None:
+        v = self.verdicts.get(key)
+        if v is None or key not in self.rows:
+            return
+        cells = row_cells(v, self.rate_of(v), key in self.selected)
+        self.rows[key] = cells
+        self.table.update_cell(key, "sel", _text(cells[0]))
+
+    # -- header and details ---------------------------------------------------------------------
+
+    def read_only_reason(self) -> str | None:
+        if self.forced_read_only:
+            return "started with --read-only"
+        if self.report is not None and self.report.read_only:
+            return self.report.read_only_reason or "the server refuses writes"
+        return None
+
+    def _show_header(self) -> None:
+        if not self.is_mounted:
+            return
+        db = dict(self.report.database) if self.report else {}
+        db.update(self.display_database or {})
+        line = Text()
+        line.append(" seqtui ", style="bold reverse")
+        if db:
+            where = db.get("host") or "local socket"
+            if db.get("port"):
+                where += f":{db['port']}"
+            line.append(f" {db.get('name')}", style="bold")
+            line.append(f" on {where} as {db.get('user')} · PostgreSQL {db.get('server_version')}")
+            if db.get("in_recovery"):
+                line.append(" · standby", style="magenta")
+        else:
+            line.append(f" {self.target.display}", style="bold")
+        reason = self.read_only_reason()
+        line.append(" · ")
+        line.append("READ-ONLY" if reason else "read-write", style="bold magenta" if reason else "green")
+        self.query_one("#db-line", Static).update(line)
+
+        summary = Text(" ")
+        if self.report is None:
+            summary.append("scanning…" if self.lost is None else "not connected", style="dim")
+        else:
+            counts = summary_line(self.report)
+            for i, part in enumerate(counts.split(" · ")):
+                if i:
+                    summary.append(" · ", style="dim")
+                word = part.split(" ", 1)[-1]
+                summary.append(part, style={"behind": "bold red", "critical": "bold dark_orange",
+                                            "warning": "yellow", "ok": "green", "unreadable": "magenta",
+                                            "timeout": "magenta", "missing": "magenta"}.get(word, ""))
+        if self.last_refresh is not None:
+            summary.append(f"   refreshed {self.last_refresh:%H:%M:%S}", style="dim")
+        summary.append(f" · every {_fmt_interval(self.interval)}" if self.live else " · manual refresh",
+                       style="dim")
+        if self.sort_column is not None:
+            arrow = "↓" if self.sort_reverse else "↑"
+            summary.append(f" · sorted by {COLUMN_LABELS[self.sort_column]} {arrow}", style="dim")
+        if self.selected:
+            hidden = len(self.selected - set(self.rows))
+            summary.append(f" · {len(self.selected)} selected", style="bold")
+            if hidden:
+                summary.append(f" ({hidden} hidden by the filter)", style="bold yellow")
+        if self.filter_query:
+            summary.append(f" · filter: {self.filter_query}", style="bold cyan")
+        self.query_one("#summary-line", Static).update(summary)
+
+        state = Text(" ")
+        if self.lost is not None:
+            wait = max(0, round((self.retry_at or 0) - time.monotonic()))
+            when = f"{self.last_refresh:%H:%M:%S}" if self.last_refresh else "the start"
+            state.append(" CONNECTION LOST ", style="bold white on red")
+            state.append(f" {self.lost} · table stale since {when} · ", style="red")
+            state.append("reconnecting…" if self.refreshing else
+                         ("paused: press p or r to reconnect" if self.paused else f"retry in {wait}s (r: now)"),
+                         style="red")
+        elif self.paused:
+            state.append(" PAUSED ", style="bold black on yellow")
+            state.append(" automatic refresh is off: p resumes, r refreshes once", style="yellow")
+        elif reason:
+            state.append(" READ-ONLY ", style="bold white on magenta")
+            state.append(f" {reason}: repairs are not offered", style="magenta")
+        if self.applying:
+            state.append("  applying repair…", style="bold")
+        if self.status_text:
+            state.append("  " + self.status_text, style="cyan")
+        self.query_one("#state-line", Static).update(state)
+
+    def _show_details(self) -> None:
+        if not self.is_mounted:
+            return
+        key = self.current_key()
+        v = self.verdicts.get(key) if key else None
+        siblings: list[Verdict] = []
+        plan = None
+        if v is not None and v.sequence is not None and self.report is not None:
+            siblings = [s for s in self.report.verdicts if s.sequence is not None and s.sequence.oid == v.sequence.oid]
+            plans = plans_from_verdicts(siblings)
+            plan = plans[0] if plans else None
+        if v is None and self.report is not None and not self.rows:
+            text = Text("No sequences match." if self.filter_query else "No sequences found in scope.", style="dim")
+        else:
+            text = details(v, siblings, plan, self.rate_of(v) if v else None, self.lock_timeout)
+        self.query_one("#details", Static).update(text)
+
+    @on(DataTable.RowHighlighted)
+    def _row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        self._show_details()
+
+    @on(DataTable.RowSelected)
+    def _row_clicked(self, event: DataTable.RowSelected) -> None:
+        # Enter is bound to preview, so this comes from a click on the highlighted row: toggle it.
+        self.action_toggle_row()
+
+    @on(DataTable.HeaderSelected)
+    def _header_clicked(self, event: DataTable.HeaderSelected) -> None:
+        column = event.column_key.value
+        if column not in SORTABLE:
+            return
+        if self.sort_column == column:
+            self.sort_reverse = not self.sort_reverse
+        else:
+            self.sort_column, self.sort_reverse = column, False
+        self._resort()
+
+    # -- actions: which apply now ---------------------------------------------------------------
+
+    def check_action(self, action: str, parameters) -> bool | None:
+        if action == "preview":
+            return self.read_only_reason() is None
+        if action == "explain_read_only":
+            return self.read_only_reason() is not None
+        if action == "select_behind":
+            return self.read_only_reason() is None and any(
+                v.status is Status.BEHIND for v in self.verdicts.values())
+        if action == "clear_selection":
+            return bool(self.selected)
+        return True
+
+    # -- selection ------------------------------------------------------------------------------
+
+    def action_toggle_row(self) -> None:
+        key = self.current_key()
+        if key is None:
+            return
+        if key in self.selected:
+            self.selected.discard(key)
+        else:
+            self.selected.add(key)
+        self._set_sel_cell(key)
+        self._show_header()
+        self.refresh_bindings()
+
+    def action_select_behind(self) -> None:
+        keys = [k for k in self.rows if self.verdicts[k].status is Status.BEHIND]
+        self.selected.update(keys)
+        for key in keys:
+            self._set_sel_cell(key)
+        self._show_header()
+        self.refresh_bindings()
+        self.notify(f"{len(keys)} behind row{'s' if len(keys) != 1 else ''} selected" if keys
+                    else "No behind rows in view.")
+
+    def action_clear_selection(self) -> None:
+        keys, self.selected = list(self.selected), set()
+        for key in keys:
+            self._set_sel_cell(key)
+        self._show_header()
+        self.refresh_bindings()
+
+    def chosen(self) -> list[Verdict]:
+        """The selection, or else the row under the cursor."""
+        keys = self.selected or ({self.current_key()} - {None})
+        return [self.verdicts[k] for k in keys if k in self.verdicts]
+
+    def _rows_of_sequences(self, oids: set[int]) -> list[Verdict]:
+        # Every consumer of each sequence, selected or not: a fix must read and lock them all.
+        return [v for v in self.report.verdicts if v.sequence is not None and v.sequence.oid in oids]
+
+    # -- repair ---------------------------------------------------------------------------------
+
+    def action_explain_read_only(self) -> None:
+        self.notify(f"Repairs are not offered: {self.read_only_reason()}. "
+                    "c copies the SQL for someone who can run it.", title="Read-only", severity="warning")
+
+    def action_preview(self) -> None:
+        reason = self.read_only_reason()
+        if reason:
+            self.action_explain_read_only()
+            return
+        if self.applying:
+            self.notify("A repair is running; wait for its results.", severity="warning")
+            return
+        if self.lost is not None or self.report is None:
+            self.notify("Not connected: the table is stale. Repairs wait for a fresh scan.", severity="warning")
+            return
+        chosen = self.chosen()
+        if not chosen:
+            self.notify("Nothing under the cursor.", severity="warning")
+            return
+        behind = {v.sequence.oid for v in chosen if v.status is Status.BEHIND}
+        nothing = [f"{v.label or v.sequence.display_name}: {v.status.value}"
+                   + (f" ({v.detail})" if v.detail else "")
+                   for v in chosen if v.status is not Status.BEHIND]
+        plans = plans_from_verdicts(self._rows_of_sequences(behind))
+
+        def confirmed(ok: bool | None) -> None:
+            if ok:
+                self.apply(plans)
+
+        self.push_screen(PreviewScreen(plans, nothing, self.lock_timeout), callback=confirmed)
+
+    def apply(self, plans: list[FixPlan]) -> None:
+        """Run confirmed plans once. Called only from the preview's `y`: never on a timer or a reconnect."""
+        self.applying = True
+        self.last_results = []
+        self._results_screen = ResultsScreen(len(plans))
+        self.push_screen(self._results_screen)
+        self._show_header()
+        self._apply_worker(plans)
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="apply")
+    def _apply_worker(self, plans: list[FixPlan]) -> None:
+        # A connection of its own: the refresh worker may be mid-scan on the other one, and a fix's
+        # BEGIN ... COMMIT must not interleave with anything.
+        try:
+            conn = connect(self.target)
+        except ConnectError as exc:
+            results = [FixResult(p, FAILED, p.next_value, p.next_value, f"not attempted: {exc}") for p in plans]
+            for r in results:
+                self.post_message(ApplyProgress(r))
+            self.post_message(ApplyFinished(results))
+            return
+        results: list[FixResult] = []
+        try:
+            results = apply_plans(conn, plans, self.lock_timeout,
+                                  on_result=lambda r: self.post_message(ApplyProgress(r)))
+        except Exception as exc:  # apply_plans reports per plan; this is a last line of defence
+            done = {id(r.plan) for r in results}
+            for p in plans:
+                if id(p) not in done:
+                    r = FixResult(p, "unknown", p.next_value, None,
+                                  self.target.redact(f"{type(exc).__name__}: {exc}; re-run check"))
+                    results.append(r)
+                    self.post_message(ApplyProgress(r))
+        finally:
+            try:
+                conn.close()
+            except Exception:
+                pass
+        self.post_message(ApplyFinished(results))
+
+    def on_apply_progress(self, message: ApplyProgress) -> None:
+        self.last_results.append(message.result)
+        if self._results_screen is not None:
+            self._results_screen.add(message.result)
+
+    def on_apply_finished(self, message: ApplyFinished) -> None:
+        self.applying = False
+        results = message.results
+        if self._results_screen is not None:
+            self._results_screen.finish()
+        fixed_oids = {r.plan.sequence.oid for r in results if r.ok}
+        for key in [k for k in self.selected if self.verdicts[k].sequence is not None
+                    and self.verdicts[k].sequence.oid in fixed_oids]:
+            self.selected.discard(key)
+            self._set_sel_cell(key)
+        failed = [r for r in results if not r.ok]
+        if failed:
+            self.notify("; ".join(f"{r.plan.sequence.display_name}: {r.reason}" for r in failed),
+                        title=f"{len(failed)} of {len(results)} not fixed", severity="error", timeout=10)
+        else:
+            fixed = sum(1 for r in results if r.outcome == FIXED)
+            self.notify(f"{fixed} fixed, {len(results) - fixed} already fine.", title="Repair done")
+        self.apply_count += 1
+        self.start_refresh()  # show the new state at once
+
+    # -- copy -----------------------------------------------------------------------------------
+
+    def _copy(self, title: str, text: str, note: str = "") -> None:
+        self.copy_to_clipboard(text)
+        self.push_screen(CopyScreen(title + (f"\n{note}" if note else ""), text))
+
+    def action_copy_oneliners(self) -> None:
+        chosen = self.chosen()
+        if not chosen or self.report is None:
+            self.notify("Nothing under the cursor.", severity="warning")
+            return
+        oids = {v.sequence.oid for v in chosen if v.sequence is not None}
+        # include_all: a row that is fine now still gets its (idempotent, forward-only) statement.
+        plans = plans_from_verdicts(self._rows_of_sequences(oids), include_all=True)
+        runnable = [p for p in plans if p.fixable]
+        if not runnable:
+            reasons = "; ".join(describe(p) for p in plans) or "no comparable, readable column draws from it"
+            self.notify(f"No psql one-liner for this: {reasons}", severity="warning")
+            return
+        # One command per line and no comments: zsh treats a pasted `# ...` line as a command.
+        text = "\n".join(oneliner(p, self.lock_timeout) for p in runnable) + "\n"
+        note = "\n".join(describe(p) for p in plans)
+        self._copy(f"psql one-liner{'s' if len(runnable) != 1 else ''} (run with $DATABASE_URL set)", text, note)
+
+    def action_copy_script(self) -> None:
+        if self.report is None:
+            self.notify("No scan yet.", severity="warning")
+            return
+        plans = plans_from_verdicts(self.report.verdicts)
+        db = self.report.database
+        text = script(plans, self.lock_timeout,
+                      header=f"seqtui: sequences behind their data in database {db.get('name')}\n"
+                             "Run with: psql \"$DATABASE_URL\" -f THIS_FILE")
+        self._copy(f"SQL script: {len(plans)} sequence{'s' if len(plans) != 1 else ''} behind", text)
+
+    # -- filter, sort, refresh control ----------------------------------------------------------
+
+    def action_filter(self) -> None:
+        box = self.query_one("#filter", FilterInput)
+        box.display = True
+        box.focus()
+
+    @on(Input.Changed, "#filter")
+    def _filter_changed(self, event: Input.Changed) -> None:
+        self.filter_query = event.value.strip()
+        self._show_rows()
+        self._show_header()
+        self._show_details()
+
+    @on(Input.Submitted, "#filter")
+    def _filter_done(self, event: Input.Submitted) -> None:
+        if not event.value.strip():
+            self.query_one("#filter").display = False
+        self.table.focus()
+
+    def action_clear_filter(self) -> None:
+        box = self.query_one("#filter", FilterInput)
+        box.value = ""  # Input.Changed re-renders the rows
+        self.filter_query = ""
+        box.display = False
+        self.table.focus()
+        self._show_rows()
+        self._show_header()
+
+    def _resort(self) -> None:
+        self._show_rows()
+        self._show_header()
+
+    def action_sort_next(self) -> None:
+        cycle = [None, *SORTABLE]
+        self.sort_column = cycle[(cycle.index(self.sort_column) + 1) % len(cycle)]
+        self.sort_reverse = False
+        self._resort()
+
+    def action_sort_reverse(self) -> None:
+        self.sort_reverse = not self.sort_reverse
+        self._resort()
+
+    def action_refresh_now(self) -> None:
+        self.start_refresh()
+
+    def action_toggle_pause(self) -> None:
+        self.paused = not self.paused
+        if self.paused:
+            self._cancel_timer()
+        else:
+            self.start_refresh()
+        self._show_header()
+
+    def _step_interval(self, direction: int) -> None:
+        steps = sorted(set(INTERVAL_STEPS) | {self.interval})
+        i = steps.index(self.interval) + direction
+        self.interval = steps[max(0, min(len(steps) - 1, i))]
+        if not self.refreshing and not self.paused and self.lost is None:
+            self._schedule(self.interval)
+        self._show_header()
+        self.notify(f"Refreshing every {_fmt_interval(self.interval)}.", timeout=2)
+
+    def action_faster(self) -> None:
+        self._step_interval(-1)
+
+    def action_slower(self) -> None:
+        self._step_interval(+1)
+
+    def action_help(self) -> None:
+        note = ""
+        if reason := self.read_only_reason():
+            note = f"Read-only: {reason}. f explains; c and s still copy the SQL."
+        self.push_screen(HelpScreen(KEY_HELP, note))
+
+    def action_quit(self) -> None:
+        self.exit(0)
+
+    # -- command palette ------------------------------------------------------------------------
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        yield SystemCommand("Preview repair", "Preview (then apply) the fix of the selection or current row",
+                            self.action_preview)
+        yield SystemCommand("Select behind rows", "Select every behind row in view", self.action_select_behind)
+        yield SystemCommand("Clear selection", "Unselect every row", self.action_clear_selection)
+        yield SystemCommand("Copy psql one-liners", "For the selection or the current row",
+                            self.action_copy_oneliners)
+        yield SystemCommand("Copy SQL script", "Fixes every behind sequence", self.action_copy_script)
+        yield SystemCommand("Filter", "By name or status word", self.action_filter)
+        yield SystemCommand("Clear filter", "Show every row", self.action_clear_filter)
+        yield SystemCommand("Sort by next column", "Cycle the sort column", self.action_sort_next)
+        yield SystemCommand("Reverse sort", "Flip the sort order", self.action_sort_reverse)
+        yield SystemCommand("Refresh now", "Scan again (or reconnect)", self.action_refresh_now)
+        yield SystemCommand("Pause / resume refresh", "Toggle the automatic refresh", self.action_toggle_pause)
+        yield SystemCommand("Refresh faster", "Shorter interval", self.action_faster)
+        yield SystemCommand("Refresh slower", "Longer interval", self.action_slower)
+        yield SystemCommand("Help", "Every key", self.action_help)
+        yield from super().get_system_commands(screen)
+
+    def on_unmount(self) -> None:
+        self._cancel_timer()
+
+
+def _text(cell: Cell) -> Text:
+    return Text(cell.text, style=cell.style)
+
+
+def _ident(cells) -> tuple[str, ...]:
+    return tuple(c.text for c in cells[1:5])

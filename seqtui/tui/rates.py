@@ -1,0 +1,98 @@
+"""Consumption rates and time to exhaustion, from the next values seen at successive refreshes.
+
+Pure: the app feeds in (time, next value) samples; nothing here reads a clock or a database.
+A rate is measured over a sliding window rather than between two adjacent refreshes, because a
+2-second step is mostly noise (a burst of inserts, then nothing).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+
+from ..model import Verdict, next_value, usable_range
+
+WINDOW_SECONDS = 300.0  # how far back a rate looks
+MAX_SAMPLES = 200       # per sequence, whatever the interval
+
+
+@dataclass
+class RateTracker:
+    """Recent (time, next value) samples per sequence (keyed by OID: consumers of one sequence share
+    its rate)."""
+
+    window: float = WINDOW_SECONDS
+    _samples: dict[int, deque] = field(default_factory=dict)
+
+    def observe(self, verdicts, now: float) -> None:
+        """Record one refresh. Sequences that vanished are forgotten, so a dropped and recreated
+        table does not inherit an old sequence's history."""
+        seen = set()
+        for v in verdicts:
+            if v.sequence is None or v.state is None or v.sequence.oid in seen:
+                continue
+            seen.add(v.sequence.oid)
+            samples = self._samples.setdefault(v.sequence.oid, deque(maxlen=MAX_SAMPLES))
+            samples.append((now, next_value(v.state, v.sequence.increment)))
+            while len(samples) > 2 and now - samples[1][0] >= self.window:
+                samples.popleft()
+        for oid in list(self._samples):
+            if oid not in seen:
+                del self._samples[oid]
+
+    def rate(self, seq_oid: int) -> float | None:
+        """Values per minute (absolute: descending sequences consume downwards), or None before two
+        refreshes have been seen."""
+        samples = self._samples.get(seq_oid)
+        if not samples or len(samples) < 2:
+            return None
+        return rate_per_minute(samples[0], samples[-1])
+
+
+def rate_per_minute(first: tuple[float, int], last: tuple[float, int]) -> float | None:
+    (t0, v0), (t1, v1) = first, last
+    if t1 <= t0:
+        return None
+    return abs(v1 - v0) * 60.0 / (t1 - t0)
+
+
+def remaining_values(v: Verdict) -> int | None:
+    """How far the sequence can still go before it hits the narrower of its own bounds and the
+    column type's (DESIGN fact 8), in the sequence's own units."""
+    if v.sequence is None or v.state is None:
+        return None
+    lo, hi = usable_range(v.sequence, v.consumer.column_type if v.consumer else None)
+    pos = next_value(v.state, v.sequence.increment)
+    return max(0, hi - pos) if v.sequence.ascending else max(0, pos - lo)
+
+
+def minutes_to_exhaustion(v: Verdict, rate: float | None) -> float | None:
+    """None when unknown or when nothing is being consumed (the sequence never runs out at rate 0)."""
+    remaining = remaining_values(v)
+    if remaining is None or not rate:
+        return None
+    return remaining / rate
+
+
+def fmt_rate(rate: float | None) -> str:
+    if rate is None:
+        return "…"  # not measured yet: needs a second refresh
+    if rate == 0:
+        return "0"
+    if rate < 10:
+        return f"{rate:.1f}"
+    return f"{rate:,.0f}"
+
+
+def fmt_duration(minutes: float | None) -> str:
+    if minutes is None:
+        return "never at the current rate"
+    if minutes < 1:
+        return "under a minute"
+    for unit, size in (("years", 525_960), ("days", 1440), ("hours", 60)):
+        if minutes >= size:
+            value = minutes / size
+            if unit == "years" and value >= 1000:
+                return "more than 1,000 years"
+            return f"about {value:,.1f} {unit}"
+    return f"about {minutes:,.0f} minutes"
