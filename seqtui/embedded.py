@@ -108,6 +108,7 @@ def port_is_free(port: int) -> bool:
     if not 0 < port < 65536:
         return False
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the postmaster does: TIME_WAIT is fine
         try:
             s.bind(("127.0.0.1", port))
         except OSError:

@@ -20,7 +20,7 @@ import threading
 from pathlib import Path
 
 from ..config import ConfigError, load as load_config
-from ..embedded import ServerUnavailable
+from ..embedded import ServerUnavailable, wheel_bin_dir
 from . import schema
 from .instance import DATABASE, DemoError, DemoInstance, default_home
 from .writer import DemoWriter
@@ -67,6 +67,7 @@ def load_demo_config():
 
 
 def _main(args: argparse.Namespace) -> int:
+    wheel_bin_dir()  # ServerUnavailable first: no server binaries, nothing else matters
     config = load_demo_config()
     tables = schema.plan(config)
     run_tui = None if args.url else _import_tui()

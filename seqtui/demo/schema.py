@@ -225,8 +225,10 @@ def _create_table(conn: psycopg.Connection, t: DemoTable, owner: DemoTable | Non
 def _ids(t: DemoTable, behind_index: int) -> tuple[str, int, int]:
     """(id expression over g, first g, last g) of the rows to seed."""
     n = ROWS[t.role] - (600 if t.role is Role.BEHIND and behind_index > 0 else 0)
+    if t.role is Role.SHARED:
+        return "2 * g - 1", 1, n  # rows of the two tables sharing a sequence alternate: odd ids here,
     if t.role is Role.BORROWER:
-        return f"{ROWS[Role.SHARED]} + g", 1, n
+        return "2 * g", 1, n      # even ids there
     if t.role is Role.CAPACITY:
         return f"{CAPACITY_BASE} + g", 1, n
     return "g", 1, n

@@ -24,6 +24,7 @@ class TableCounts:
     ok: int = 0
     duplicates: int = 0
     last_duplicate: float | None = None  # time.monotonic() of the last duplicate-key failure
+    last_ok: float | None = None
 
 
 class DemoWriter:
@@ -102,7 +103,9 @@ class DemoWriter:
                         conn = self._close(conn)
                 else:
                     with self._lock:
-                        self.counts[label].ok += 1
+                        c = self.counts[label]
+                        c.ok += 1
+                        c.last_ok = time.monotonic()
                 self._stop.wait(self.interval)
         finally:
             self.connected = False
@@ -120,7 +123,7 @@ class DemoWriter:
     # -- reporting -------------------------------------------------------------------------------
     def snapshot(self) -> dict[str, TableCounts]:
         with self._lock:
-            return {k: TableCounts(v.ok, v.duplicates, v.last_duplicate) for k, v in self.counts.items()}
+            return {k: TableCounts(v.ok, v.duplicates, v.last_duplicate, v.last_ok) for k, v in self.counts.items()}
 
     def status_line(self) -> str:
         """One short line for the TUI's status bar."""
@@ -146,8 +149,8 @@ class DemoWriter:
             if c.duplicates > dup0:
                 failing.append(f"{label} ×{c.duplicates - dup0}")
                 self._failing.add(label)
-            elif label in self._failing and c.ok > ok0:
-                recovered.append(label)
+            if label in self._failing and c.ok > ok0 and c.last_ok > c.last_duplicate:
+                recovered.append(label)  # the last INSERT into it went through: someone fixed it
                 self._failing.discard(label)
             self._reported[label] = (c.ok, c.duplicates)
         parts = []
