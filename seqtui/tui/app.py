@@ -10,6 +10,7 @@ and the selection survive refreshes.
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from datetime import datetime
 from typing import Callable, Iterable
 
@@ -25,6 +26,7 @@ from textual.timer import Timer
 from textual.widgets import DataTable, Footer, Input, Static
 
 from ..apply import FAILED, FIXED, FixResult, apply_plans
+from ..audit import AuditError, AuditLog, default_path as default_audit_path
 from ..config import Config
 from ..connect import ConnectError, Target, connect
 from ..model import Report, Status, Verdict
@@ -133,7 +135,7 @@ class SeqtuiApp(App[int]):
                  status_line: Callable[[], str | None] | None = None,
                  live: bool = True, backoff: tuple[float, float] = BACKOFF,
                  clock: Callable[[], datetime] = datetime.now,
-                 display_database: dict | None = None) -> None:
+                 display_database: dict | None = None, audit_log: str | None = None) -> None:
         """`live=False` refreshes only at start and on `r` (snapshots, tests). `clock` gives the
         time shown as "refreshed at"; `display_database` overrides the database facts in the header.
         Both exist so that screenshots and snapshot tests are stable."""
@@ -151,6 +153,7 @@ class SeqtuiApp(App[int]):
         self.backoff = backoff
         self.clock = clock
         self.display_database = display_database
+        self.audit_path = Path(audit_log) if audit_log else None
 
         self.report: Report | None = None
         self.verdicts: dict[str, Verdict] = {}
@@ -575,15 +578,20 @@ class SeqtuiApp(App[int]):
 
     def apply(self, plans: list[FixPlan]) -> None:
         """Run confirmed plans once. Called only from the preview's `y`: never on a timer or a reconnect."""
+        try:  # like `seqtui fix`: no change without a writable record of it
+            audit = AuditLog(self.audit_path or default_audit_path(), dict(self.report.database), "tui").open()
+        except AuditError as exc:
+            self.notify(str(exc), title="Not applied", severity="error", timeout=10)
+            return
         self.applying = True
         self.last_results = []
         self._results_screen = ResultsScreen(len(plans))
         self.push_screen(self._results_screen)
         self._show_header()
-        self._apply_worker(plans)
+        self._apply_worker(plans, audit)
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="apply")
-    def _apply_worker(self, plans: list[FixPlan]) -> None:
+    def _apply_worker(self, plans: list[FixPlan], audit: AuditLog) -> None:
         # A connection of its own: the refresh worker may be mid-scan on the other one, and a fix's
         # BEGIN ... COMMIT must not interleave with anything.
         try:
@@ -591,13 +599,18 @@ class SeqtuiApp(App[int]):
         except ConnectError as exc:
             results = [FixResult(p, FAILED, p.next_value, p.next_value, f"not attempted: {exc}") for p in plans]
             for r in results:
+                self._record(audit, r)
                 self.post_message(ApplyProgress(r))
             self.post_message(ApplyFinished(results))
             return
         results: list[FixResult] = []
+
+        def on_result(result: FixResult) -> None:
+            self._record(audit, result)
+            self.post_message(ApplyProgress(result))
+
         try:
-            results = apply_plans(conn, plans, self.lock_timeout,
-                                  on_result=lambda r: self.post_message(ApplyProgress(r)))
+            results = apply_plans(conn, plans, self.lock_timeout, on_result=on_result)
         except Exception as exc:  # apply_plans reports per plan; this is a last line of defence
             done = {id(r.plan) for r in results}
             for p in plans:
@@ -605,13 +618,19 @@ class SeqtuiApp(App[int]):
                     r = FixResult(p, "unknown", p.next_value, None,
                                   self.target.redact(f"{type(exc).__name__}: {exc}; re-run check"))
                     results.append(r)
-                    self.post_message(ApplyProgress(r))
+                    on_result(r)
         finally:
             try:
                 conn.close()
             except Exception:
                 pass
         self.post_message(ApplyFinished(results))
+
+    def _record(self, audit: AuditLog, result: FixResult) -> None:
+        try:
+            audit.record(result)
+        except OSError as exc:  # the fix already happened: say so loudly, do not lose the result
+            self.call_from_thread(self.notify, f"audit log not written: {exc}", severity="error")
 
     def on_apply_progress(self, message: ApplyProgress) -> None:
         self.last_results.append(message.result)

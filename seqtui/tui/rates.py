@@ -63,7 +63,8 @@ def remaining_values(v: Verdict) -> int | None:
         return None
     lo, hi = usable_range(v.sequence, v.consumer.column_type if v.consumer else None)
     pos = next_value(v.state, v.sequence.increment)
-    return max(0, hi - pos) if v.sequence.ascending else max(0, pos - lo)
+    # the next value itself is still usable, hence + 1
+    return max(0, hi - pos + 1) if v.sequence.ascending else max(0, pos - lo + 1)
 
 
 def minutes_to_exhaustion(v: Verdict, rate: float | None) -> float | None:

@@ -127,7 +127,8 @@ def ordered(verdicts, column: str | None, reverse: bool,
 
 # -- filtering --------------------------------------------------------------------------------
 
-STATUS_WORDS = {s.value for s in Status} | {"warning", "critical"}
+LEVEL_WORDS = {CapacityLevel.WARNING.value, CapacityLevel.CRITICAL.value}
+STATUS_WORDS = {s.value for s in Status} | LEVEL_WORDS
 
 
 def matches(v: Verdict, query: str) -> bool:
@@ -136,8 +137,11 @@ def matches(v: Verdict, query: str) -> bool:
     or the sequence name."""
     haystack = " ".join([v.label, v.sequence.display_name if v.sequence else ""]).lower()
     for word in query.lower().split():
-        if word in STATUS_WORDS:
-            if word not in (v.status.value, v.capacity_level.value if v.capacity_level else None):
+        if word in LEVEL_WORDS:
+            if v.capacity_level is None or word != v.capacity_level.value:
+                return False
+        elif word in STATUS_WORDS:
+            if word != v.status.value:
                 return False
         elif word not in haystack:
             return False

@@ -1,0 +1,395 @@
+"""The terminal UI driven through Textual's Pilot against a real PostgreSQL (no mocks).
+
+Waits are on app state (refresh_count, apply_count, the screen stack), never on the clock: a bounded
+loop of `pilot.pause()` gives the workers' messages time to arrive.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from seqtui.config import Config
+from seqtui.connect import resolve
+from seqtui.repair import oneliner, plans_from_verdicts
+from seqtui.tui.app import SeqtuiApp
+from seqtui.tui.screens import CopyScreen, PreviewScreen, ResultsScreen
+
+from conftest import PASSWORD, start_embedded
+
+pytestmark = pytest.mark.asyncio
+SIZE = (120, 40)
+
+
+def make_app(url: str, tmp_path, **kw) -> SeqtuiApp:
+    kw.setdefault("interval", 3600)  # refreshes happen when a test asks for them (r), not on a clock
+    return SeqtuiApp(resolve(url), Config(), audit_log=str(tmp_path / "audit.jsonl"), **kw)
+
+
+async def until(pilot, condition, what: str, tries: int = 600) -> None:
+    for _ in range(tries):
+        if condition():
+            return
+        await pilot.pause(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+async def refreshed(pilot, app: SeqtuiApp, press: bool = True) -> None:
+    """Ask for a refresh (r) and wait until one more has landed."""
+    before = app.refresh_count
+    if press:
+        await pilot.press("r")
+    await until(pilot, lambda: app.refresh_count > before, "a refresh")
+
+
+async def started(pilot, app: SeqtuiApp) -> None:
+    await until(pilot, lambda: app.refresh_count >= 1, "the first scan")
+
+
+def key_of(app: SeqtuiApp, label: str) -> str:
+    keys = [k for k, v in app.verdicts.items() if v.label == label]
+    assert len(keys) == 1, (label, list(app.verdicts))
+    return keys[0]
+
+
+def cell(app: SeqtuiApp, label: str, column: str) -> str:
+    return str(app.table.get_cell(key_of(app, label), column))
+
+
+def displayed_keys(app: SeqtuiApp) -> list[str]:
+    table = app.table
+    return [table.coordinate_to_cell_key((i, 0)).row_key.value for i in range(table.row_count)]
+
+
+async def move_to(pilot, app: SeqtuiApp, label: str) -> None:
+    app.table.move_cursor(row=app.table.get_row_index(key_of(app, label)))
+    await pilot.pause()
+    assert app.current_key() == key_of(app, label)
+
+
+def text_of(app: SeqtuiApp, widget_id: str) -> str:
+    """The text of a Static on the active screen (a modal) or else on the main screen."""
+    found = app.screen.query(f"#{widget_id}") or app.query(f"#{widget_id}")
+    return str(found.first().content)
+
+
+def drifted(db, *tables: str, rows: int = 100) -> None:
+    """Serial tables whose rows arrived with explicit ids: the sequence is behind."""
+    for t in tables:
+        db.execute(f"CREATE TABLE public.{t} (id serial PRIMARY KEY, note text)")
+        db.execute(f"INSERT INTO public.{t} (id) SELECT generate_series(1, {rows})")
+
+
+async def test_behind_rows_appear_with_status_and_header(db, tmp_path):
+    drifted(db, "orders")
+    db.execute("CREATE TABLE public.fine (id serial PRIMARY KEY)")
+    db.execute("INSERT INTO public.fine DEFAULT VALUES")
+    db.execute("CREATE TABLE public.nothing (id serial PRIMARY KEY)")
+    app = make_app(db.url, tmp_path, status_line=lambda: "demo writer: 3 inserts")
+    async with app.run_test(size=SIZE) as pilot:
+        await started(pilot, app)
+        assert cell(app, "public.orders.id", "status") == "behind"
+        assert cell(app, "public.orders.id", "next") == "1"
+        assert cell(app, "public.orders.id", "hw") == "100"
+        assert cell(app, "public.fine.id", "status") == "ok"
+        assert cell(app, "public.nothing.id", "status") == "empty"
+        # behind first, by default
+        assert displayed_keys(app)[0] == key_of(app, "public.orders.id")
+        header = text_of(app, "db-line") + text_of(app, "summary-line") + text_of(app, "state-line")
+        assert db.name in header and "postgres" in header and "read-write" in header
+        assert "1 behind" in header and "1 ok" in header and "1 empty" in header
+        assert "demo writer: 3 inserts" in header
+        assert PASSWORD not in header and "x9" not in header
+        # the details pane follows the cursor (on the first, behind row) and shows the fix
+        details = text_of(app, "details")
+        assert "public.orders_id_seq" in details and "setval" in details and "indexed" in details
+
+
+async def test_select_preview_apply_fixes_exactly_the_selection(db, tmp_path):
+    drifted(db, "a", "b")
+    app = make_app(db.url, tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await started(pilot, app)
+        await move_to(pilot, app, "public.a.id")
+        await pilot.press("space")
+        assert app.selected == {key_of(app, "public.a.id")}
+        assert cell(app, "public.a.id", "sel") == "✓"
+        await move_to(pilot, app, "public.b.id")  # the cursor elsewhere: the selection is what counts
+        await pilot.press("f")
+        await until(pilot, lambda: isinstance(app.screen, PreviewScreen), "the preview")
+        preview = text_of(app, "preview-text")
+        assert "public.a_id_seq" in preview and "public.b_id_seq" not in preview
+        assert "next 1 → 101" in preview
+        assert 'LOCK TABLE "public"."a" IN EXCLUSIVE MODE' in preview
+        await pilot.press("y")
+        await until(pilot, lambda: app.apply_count == 1, "the repair")
+        assert isinstance(app.screen, ResultsScreen)
+        assert "fixed      public.a_id_seq: next 1 -> 101" in text_of(app, "results-text")
+        await until(pilot, lambda: app.verdicts[key_of(app, "public.a.id")].status.value == "ok", "a rescan")
+        assert app.selected == set()  # fixed rows leave the selection
+        await pilot.press("escape")
+        assert not isinstance(app.screen, ResultsScreen)
+    assert db.next_value("public.a_id_seq") == 101
+    assert db.insert_default("public.a") == 101  # the proof: an INSERT through the default works
+    assert db.next_value("public.b_id_seq") == 1  # not selected, not touched
+    audit = [json.loads(line) for line in (tmp_path / "audit.jsonl").read_text().splitlines()]
+    assert [(a["sequence"], a["result"], a["source"]) for a in audit] == [("public.a_id_seq", "fixed", "tui")]
+
+
+async def test_cancel_changes_nothing(db, tmp_path):
+    drifted(db, "a")
+    app = make_app(db.url, tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await started(pilot, app)
+        for cancel in ("n", "escape"):
+            await pilot.press("f")  # no selection: the row under the cursor
+            await until(pilot, lambda: isinstance(app.screen, PreviewScreen), "the preview")
+            await pilot.press(cancel)
+            await until(pilot, lambda: not isinstance(app.screen, PreviewScreen), "the preview to close")
+        await refreshed(pilot, app)
+        assert app.apply_count == 0
+        assert cell(app, "public.a.id", "status") == "behind"
+    assert db.next_value("public.a_id_seq") == 1
+    assert not (tmp_path / "audit.jsonl").exists()
+
+
+async def test_preview_of_a_row_that_is_not_behind_says_nothing_to_fix(db, tmp_path):
+    db.execute("CREATE TABLE public.fine (id serial PRIMARY KEY)")
+    db.execute("INSERT INTO public.fine DEFAULT VALUES")
+    app = make_app(db.url, tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await started(pilot, app)
+        await pilot.press("space", "f")
+        await until(pilot, lambda: isinstance(app.screen, PreviewScreen), "the preview")
+        assert not app.screen.can_apply
+        text = text_of(app, "preview-text")
+        assert "Nothing to fix for" in text and "public.fine.id: ok" in text and "Nothing will change" in text
+        await pilot.press("y")  # not offered: y does nothing
+        await pilot.pause()
+        assert isinstance(app.screen, PreviewScreen) and app.apply_count == 0
+        await pilot.press("escape")
+
+
+async def test_read_only_mode_offers_no_repair_and_says_why(db, tmp_path):
+    drifted(db, "a")
+    app = make_app(db.url, tmp_path, read_only=True)
+    async with app.run_test(size=SIZE) as pilot:
+        await started(pilot, app)
+        assert "READ-ONLY" in text_of(app, "db-line") and "--read-only" in text_of(app, "state-line")
+        await pilot.press("space", "f")
+        await pilot.pause()
+        assert not isinstance(app.screen, PreviewScreen)
+        assert any("--read-only" in str(n.message) for n in app._notifications)
+        footer_keys = {b.binding.action for b in app.active_bindings.values()}
+        assert "explain_read_only" in footer_keys and "preview" not in footer_keys
+    assert db.next_value("public.a_id_seq") == 1
+
+
+async def test_c_copies_the_one_liner_of_the_current_row(db, tmp_path):
+    drifted(db, "a", "b")
+    app = make_app(db.url, tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await started(pilot, app)
+        await move_to(pilot, app, "public.b.id")
+        await pilot.press("c")
+        await until(pilot, lambda: isinstance(app.screen, CopyScreen), "the copy panel")
+        plan, = plans_from_verdicts([app.verdicts[key_of(app, "public.b.id")]])
+        assert app.clipboard == oneliner(plan, app.lock_timeout) + "\n"
+        assert app.clipboard.startswith('psql "$DATABASE_URL" -v ON_ERROR_STOP=1')
+        assert "b_id_seq" in app.clipboard and "a_id_seq" not in app.clipboard
+        assert app.screen.query_one("#copy-text").text == app.clipboard  # there to select by hand
+        await pilot.press("escape")
+        # s: the whole script, both sequences
+        await pilot.press("s")
+        await until(pilot, lambda: isinstance(app.screen, CopyScreen), "the script panel")
+        assert "public.a_id_seq" in app.clipboard and "public.b_id_seq" in app.clipboard
+        assert app.clipboard.count("COMMIT;") == 2
+
+
+async def test_filter_by_name_and_status(db, tmp_path):
+    drifted(db, "orders", "order_lines")
+    db.execute("CREATE TABLE public.users (id serial PRIMARY KEY)")
+    db.execute("INSERT INTO public.users DEFAULT VALUES")
+    app = make_app(db.url, tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await started(pilot, app)
+        assert app.table.row_count == 3
+        await pilot.press("slash")
+        await until(pilot, lambda: app.focused is app.query_one("#filter"), "the filter box")
+        await pilot.press(*"order")
+        await until(pilot, lambda: app.table.row_count == 2, "the name filter")
+        await pilot.press("escape")  # clears the filter
+        await until(pilot, lambda: app.table.row_count == 3, "the filter to clear")
+        await pilot.press("slash")
+        await until(pilot, lambda: app.focused is app.query_one("#filter"), "the filter box")
+        await pilot.press(*"ok", "enter")
+        await until(pilot, lambda: app.table.row_count == 1, "the status filter")
+        assert displayed_keys(app) == [key_of(app, "public.users.id")]
+        assert app.focused is app.table
+        await refreshed(pilot, app)  # the filter holds across refreshes
+        assert app.table.row_count == 1
+        assert "filter: ok" in text_of(app, "summary-line")
+
+
+async def test_sort_by_key_and_header_click(db, tmp_path):
+    for name, rows in (("small", 5), ("big", 500), ("mid", 50)):
+        db.execute(f"CREATE TABLE public.{name} (id serial PRIMARY KEY)")
+        db.execute(f"INSERT INTO public.{name} SELECT FROM generate_series(1, {rows})")  # through the default
+    app = make_app(db.url, tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await started(pilot, app)
+        labels = lambda: [app.verdicts[k].label for k in displayed_keys(app)]  # noqa: E731
+        while app.sort_column != "next":
+            await pilot.press("o")
+        assert labels() == ["public.small.id", "public.mid.id", "public.big.id"]
+        await pilot.press("O")
+        assert labels() == ["public.big.id", "public.mid.id", "public.small.id"]
+        assert "sorted by next value ↓" in text_of(app, "summary-line")
+        # clicking the "table" header sorts by table name
+        await move_to(pilot, app, "public.mid.id")
+        from seqtui.tui.app import SeqTable
+        app.table.post_message(SeqTable.HeaderSelected(app.table, app.table.columns["table"].key, 2,
+                                                        app.table.columns["table"].label))
+        await until(pilot, lambda: app.sort_column == "table", "the header sort")
+        assert labels() == ["public.big.id", "public.mid.id", "public.small.id"]
+        assert app.current_key() == key_of(app, "public.mid.id")  # the cursor followed its row
+
+
+async def test_refresh_updates_cells_keeps_cursor_selection_and_handles_new_and_dropped_tables(db, tmp_path):
+    drifted(db, "a", "b", "c")
+    app = make_app(db.url, tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await started(pilot, app)
+        await move_to(pilot, app, "public.a.id")
+        await pilot.press("space")
+        await move_to(pilot, app, "public.c.id")
+        db.execute("INSERT INTO public.c (id) VALUES (500)")
+        db.execute("CREATE TABLE public.d (id serial PRIMARY KEY)")
+        db.execute("INSERT INTO public.d (id) VALUES (7)")
+        await refreshed(pilot, app)
+        assert cell(app, "public.c.id", "hw") == "500"
+        assert cell(app, "public.d.id", "status") == "behind"  # a new table shows up
+        assert app.current_key() == key_of(app, "public.c.id")
+        assert app.selected == {key_of(app, "public.a.id")}
+        assert cell(app, "public.a.id", "sel") == "✓"
+        db.execute("DROP TABLE public.d")
+        db.execute("DROP TABLE public.b")
+        await refreshed(pilot, app)
+        assert {app.verdicts[k].label for k in displayed_keys(app)} == {"public.a.id", "public.c.id"}
+        assert app.current_key() == key_of(app, "public.c.id")
+        # a dropped selected table leaves the selection
+        db.execute("DROP TABLE public.a")
+        await refreshed(pilot, app)
+        assert app.selected == set()
+
+
+async def test_rate_appears_after_two_refreshes(db, tmp_path):
+    db.execute("CREATE TABLE public.t (id serial PRIMARY KEY)")
+    db.execute("INSERT INTO public.t DEFAULT VALUES")
+    app = make_app(db.url, tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await started(pilot, app)
+        assert cell(app, "public.t.id", "rate") == "…"
+        db.execute("INSERT INTO public.t SELECT FROM generate_series(1, 50)")
+        await refreshed(pilot, app)
+        assert float(cell(app, "public.t.id", "rate").replace(",", "")) > 0
+        assert "exhausted in" in text_of(app, "details")
+
+
+async def test_pause_stops_the_automatic_refresh(db, tmp_path):
+    db.execute("CREATE TABLE public.t (id serial PRIMARY KEY)")
+    app = make_app(db.url, tmp_path, interval=0.5)
+    async with app.run_test(size=SIZE) as pilot:
+        await started(pilot, app)
+        await until(pilot, lambda: app.refresh_count >= 2, "an automatic refresh")
+        await pilot.press("p")
+        await until(pilot, lambda: not app.refreshing, "the refresh in flight")
+        assert app.paused and app._timer is None
+        assert "PAUSED" in text_of(app, "state-line")
+        count = app.refresh_count
+        await refreshed(pilot, app)  # r still refreshes once while paused
+        assert app.refresh_count == count + 1 and app._timer is None
+        await pilot.press("p")
+        await until(pilot, lambda: app.refresh_count >= count + 3, "automatic refreshes again")
+        assert "PAUSED" not in text_of(app, "state-line")
+        await pilot.press("minus")
+        assert app.interval == 1.0
+        await pilot.press("plus")
+        assert app.interval == 0.5
+
+
+@pytest.fixture
+def own_server():
+    """A server of this test's own, to stop and start (a directory the server's system user can reach
+    when the tests run as root)."""
+    root = Path(tempfile.mkdtemp(prefix="seqtui-tui-", dir="/var/tmp" if os.geteuid() == 0 else None))
+    root.chmod(0o755)
+    server = start_embedded(root, password=None)
+    try:
+        yield server
+    finally:
+        server.stop("immediate")
+        shutil.rmtree(root, ignore_errors=True)
+
+
+async def test_connection_loss_shows_stale_table_and_recovers_without_rerunning_a_repair(own_server, tmp_path):
+    server = own_server
+    url = server.url("postgres")
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("CREATE TABLE public.a (id serial PRIMARY KEY)")
+        conn.execute("INSERT INTO public.a (id) SELECT generate_series(1, 10)")
+    app = make_app(url, tmp_path, backoff=(0.2, 1.0))
+    async with app.run_test(size=SIZE) as pilot:
+        await started(pilot, app)
+        await pilot.press("f")
+        await until(pilot, lambda: isinstance(app.screen, PreviewScreen), "the preview")
+        await pilot.press("y")
+        await until(pilot, lambda: app.apply_count == 1, "the repair")
+        await pilot.press("escape")
+        # behind again after the repair: only a person pressing y may fix it
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute("INSERT INTO public.a (id) VALUES (50)")
+        await refreshed(pilot, app)
+        assert cell(app, "public.a.id", "status") == "behind"
+
+        server.stop()
+        await pilot.press("r")
+        await until(pilot, lambda: app.lost is not None, "the loss to show")
+        assert "CONNECTION LOST" in text_of(app, "state-line")
+        assert app.table.has_class("-stale")
+        assert app.table.row_count == 1  # the last table is kept meanwhile
+        await pilot.press("f")  # no repair from a stale table
+        await pilot.pause()
+        assert not isinstance(app.screen, PreviewScreen)
+        await until(pilot, lambda: app.attempts >= 2, "a retry with backoff")
+
+        server.start()
+        await until(pilot, lambda: app.lost is None, "the reconnect", tries=1200)
+        assert not app.table.has_class("-stale")
+        assert "CONNECTION LOST" not in text_of(app, "state-line")
+        assert cell(app, "public.a.id", "status") == "behind"
+        assert app.apply_count == 1
+    with psycopg.connect(url, autocommit=True) as conn:
+        last, called = conn.execute("SELECT last_value, is_called FROM public.a_id_seq").fetchone()
+    assert (last, called) == (10, True)  # the one repair moved it to 10; nothing re-ran
+
+
+async def test_command_palette_offers_the_actions(db, tmp_path):
+    app = make_app(db.url, tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await started(pilot, app)
+        titles = {c.title for c in app.get_system_commands(app.screen)}
+        assert {"Preview repair", "Copy psql one-liners", "Copy SQL script", "Refresh now",
+                "Pause / resume refresh", "Filter", "Help"} <= titles
+        await pilot.press("question_mark")
+        await pilot.pause()
+        assert "copy psql one-liner" in text_of(app, "help-text")
+        await pilot.press("escape")
+        await pilot.press("q")
+    assert app.return_code == 0

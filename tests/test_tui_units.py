@@ -1,0 +1,115 @@
+"""Pure parts of the UI (rates, cells, filter, sort, diff) and how `seqtui tui` starts and fails."""
+
+from __future__ import annotations
+
+from hypothesis import given, strategies as st
+
+from seqtui.model import CapacityLevel, Consumer, Sequence, SequenceState, Status, Verdict
+from seqtui.tui.rates import RateTracker, fmt_duration, minutes_to_exhaustion, rate_per_minute
+from seqtui.tui.table import COLUMN_KEYS, Cell, diff, matches, ordered, row_cells
+
+from conftest import PASSWORD
+
+
+def seq(oid=1, name="t_id_seq", increment=1, max_value=2**63 - 1, min_value=1):
+    return Sequence(oid=oid, schema="public", name=name, data_type="bigint", start=1, min_value=min_value,
+                    max_value=max_value, increment=increment, cache=1, cycle=False, qualified_name=f"public.{name}")
+
+
+def con(table="t", column="id", column_type="integer", oid=10):
+    return Consumer(table_oid=oid, schema="public", table=table, column=column, attnum=1,
+                    column_type=column_type, kind="serial", indexed=True)
+
+
+def verdict(status=Status.OK, last=10, table="t", oid=1, hw=5, level=CapacityLevel.OK, **kw):
+    return Verdict(status, seq(oid, f"{table}_id_seq", **kw), con(table, oid=oid * 10),
+                   state=SequenceState(last, True), high_water=hw, capacity_used=0.1, capacity_level=level)
+
+
+def test_rate_needs_two_samples_and_forgets_vanished_sequences():
+    tracker = RateTracker()
+    v1 = verdict(last=100)
+    tracker.observe([v1], now=0.0)
+    assert tracker.rate(1) is None
+    tracker.observe([verdict(last=160)], now=30.0)
+    assert tracker.rate(1) == 120.0  # 60 values in 30 s
+    tracker.observe([], now=60.0)
+    assert tracker.rate(1) is None
+
+
+def test_rate_window_slides():
+    tracker = RateTracker(window=60)
+    for t in range(0, 301, 10):
+        tracker.observe([verdict(last=1000 + (0 if t < 200 else (t - 200) * 10))], now=float(t))
+    assert tracker.rate(1) == 600.0  # only the recent minute counts: 10 values/s
+
+
+def test_descending_rate_and_exhaustion():
+    assert rate_per_minute((0, 100), (60, 40)) == 60.0
+    v = verdict(last=2**31 - 1001)  # integer column: 1,000 values left before 2,147,483,647
+    assert minutes_to_exhaustion(v, 100.0) == 10.0
+    assert minutes_to_exhaustion(v, 0.0) is None
+    assert fmt_duration(None) == "never at the current rate"
+    assert fmt_duration(90) == "about 1.5 hours"
+    assert fmt_duration(10**12) == "more than 1,000 years"
+
+
+def test_status_is_a_word_not_only_a_colour():
+    cells = row_cells(verdict(Status.BEHIND), None, selected=True)
+    assert cells[COLUMN_KEYS.index("status")] == Cell("behind", "bold red")
+    assert cells[0].text == "✓"
+    warn = row_cells(verdict(level=CapacityLevel.CRITICAL), 1.0, selected=False)
+    assert warn[COLUMN_KEYS.index("status")].text == "ok (critical)"
+    assert warn[COLUMN_KEYS.index("rate")].text == "1.0"
+
+
+def test_filter_words():
+    v = verdict(Status.BEHIND, table="orders")
+    assert matches(v, "orders") and matches(v, "behind") and matches(v, "ORD behind")
+    assert not matches(v, "ok") and not matches(v, "orders ok") and not matches(v, "users")
+    assert not matches(v, "critical")  # capacity ok
+    assert matches(verdict(level=CapacityLevel.CRITICAL), "critical")
+
+
+def test_sort_orders_and_puts_unknowns_last():
+    a, b, c = verdict(last=5, table="a", oid=1), verdict(last=50, table="b", oid=2), verdict(Status.BEHIND, last=1, table="c", oid=3)
+    assert [v.consumer.table for v in ordered([a, b, c], None, False, lambda v: None)] == ["c", "a", "b"]
+    assert [v.consumer.table for v in ordered([a, b, c], "next", True, lambda v: None)] == ["b", "a", "c"]
+    rates = {1: 3.0, 2: None, 3: 1.0}
+    assert [v.consumer.table for v in ordered([a, b, c], "rate", False, lambda v: rates[v.sequence.oid])] == ["c", "a", "b"]
+
+
+cells_st = st.tuples(*[st.builds(Cell, st.sampled_from(["", "1", "2", "behind"]), st.sampled_from(["", "red"]))
+                       for _ in COLUMN_KEYS])
+tables_st = st.dictionaries(st.sampled_from(list("abcdefgh")), cells_st, max_size=8)
+
+
+@given(tables_st, tables_st)
+def test_diff_turns_old_into_new(old, new_map):
+    new = list(new_map.items())
+    d = diff(old, new)
+    result = {k: list(v) for k, v in old.items() if k not in d.removed}
+    for key, cells in d.added:
+        assert key not in result
+        result[key] = list(cells)
+    for key, col, value in d.changed:
+        result[key][COLUMN_KEYS.index(col)] = value
+    assert {k: tuple(v) for k, v in result.items()} == new_map
+    assert list(d.order) == [k for k, _ in new]
+    # only what changed is touched
+    assert len(d.changed) == sum(a != b for k in old if k in new_map for a, b in zip(old[k], new_map[k]))
+
+
+def test_tui_with_unreachable_server_prints_one_line_and_fails(seqtui):
+    url = f"postgresql://postgres:{PASSWORD.replace('%', '%25').replace('@', '%40').replace(':', '%3A').replace('/', '%2F').replace('?', '%3F').replace('#', '%23')}@127.0.0.1:1/nope"
+    for args in ((), ("tui",)):
+        run = seqtui(*args, url=url, timeout=60)
+        assert run.code == 3
+        assert run.err.startswith("seqtui: error: could not connect") and run.err.count("\n") == 1
+        assert PASSWORD not in run.text and "x9" not in run.text
+
+
+def test_tui_without_target_names_database_url_and_demo(seqtui, tmp_path):
+    run = seqtui("tui", cwd=tmp_path)
+    assert run.code == 3
+    assert "DATABASE_URL" in run.err and "seqtui demo" in run.err
