@@ -12,6 +12,7 @@ background INSERTs). Every failure is one line on stderr and exit code 3.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
 import shlex
 import signal
@@ -53,6 +54,9 @@ def main(args: argparse.Namespace) -> int:
         return _main(args)
     except (DemoError, ServerUnavailable, ConfigError) as exc:
         return _fail(exc)
+    except Terminated:
+        print("seqtui demo: terminated; server stopped", file=sys.stderr)
+        return 143
     except KeyboardInterrupt:
         print("seqtui demo: interrupted; server stopped", file=sys.stderr)
         return 130
@@ -71,9 +75,11 @@ def _main(args: argparse.Namespace) -> int:
     config = load_demo_config()
     tables = schema.plan(config)
     run_tui = None if args.url else _import_tui()
-    if args.url:
-        # SIGTERM during start-up unwinds like Ctrl+C, so the server is stopped either way.
-        signal.signal(signal.SIGTERM, _raise_interrupt)
+    # SIGTERM and SIGHUP stop the demo as cleanly as Ctrl+C / q: writer and server stopped, terminal
+    # restored (in --url mode serve() takes over SIGTERM once it serves).
+    ui = UiStop()
+    signal.signal(signal.SIGTERM, ui.handle)
+    signal.signal(signal.SIGHUP, ui.handle)
     instance = DemoInstance(default_home(), tables)
     instance.open(reset=args.reset)
     writer = None
@@ -83,15 +89,54 @@ def _main(args: argparse.Namespace) -> int:
             writer = DemoWriter(instance.url, statements).start()
         if args.url:
             return serve(instance, writer)
-        return run_tui(**tui_arguments(instance.url, args, writer))
+        kwargs = tui_arguments(instance.url, args, writer, audit_log=instance.home / "audit.jsonl")
+        kwargs["status_line"] = ui.watch(kwargs["status_line"])
+        code = run_tui(**kwargs)
+        if ui.requested:
+            raise Terminated
+        return code
     finally:
         if writer is not None:
             writer.stop()
         instance.close()
 
 
-def _raise_interrupt(signum, frame):
-    raise KeyboardInterrupt
+class Terminated(KeyboardInterrupt):
+    """SIGTERM/SIGHUP: a KeyboardInterrupt, so everything unwinds as for Ctrl+C."""
+
+
+class UiStop:
+    """SIGTERM/SIGHUP handling. While the UI runs, the signal asks the Textual app to exit, which
+    restores the terminal (an exception raised into its event loop may be printed as a crash). The app
+    is found through the status-line callback, which the UI calls from a worker of the app. Before the
+    app is known, or on a second signal, the signal unwinds like Ctrl+C."""
+
+    def __init__(self):
+        self.app = None
+        self.requested = False
+
+    def watch(self, status_line):
+        def status():
+            if self.app is None:
+                try:
+                    from textual.app import App
+                    from textual.worker import get_current_worker
+
+                    node = get_current_worker().node
+                    self.app = node if isinstance(node, App) else None
+                except Exception:
+                    pass
+            return status_line() if status_line is not None else None
+        return status
+
+    def handle(self, signum, frame):
+        if self.app is None or self.requested:
+            raise Terminated
+        self.requested = True
+        try:
+            asyncio.get_event_loop().call_soon_threadsafe(self.app.exit)
+        except Exception:
+            raise Terminated from None
 
 
 def _import_tui():
@@ -103,9 +148,11 @@ def _import_tui():
     return run
 
 
-def tui_arguments(url: str, args: argparse.Namespace, writer: DemoWriter | None) -> dict:
+def tui_arguments(url: str, args: argparse.Namespace, writer: DemoWriter | None,
+                  audit_log: Path | None = None) -> dict:
     """What `seqtui.tui.run` gets for the demo: the demo database, the packaged watchlist, the writer's
-    status line, and the top-level UI options (`seqtui --interval 1 demo`)."""
+    status line, and the top-level UI options (`seqtui --interval 1 demo`). Fixes made in the demo are
+    audited next to its data (not in the operator's real audit log) unless --audit-log says otherwise."""
     from ..connect import resolve
 
     tui_args = argparse.Namespace(
@@ -113,6 +160,7 @@ def tui_arguments(url: str, args: argparse.Namespace, writer: DemoWriter | None)
         statement_timeout=getattr(args, "statement_timeout", 10.0) or 10.0,
         interval=getattr(args, "interval", 2.0) or 2.0,
         read_only=bool(getattr(args, "read_only", False)),
+        audit_log=getattr(args, "audit_log", None) or (str(audit_log) if audit_log else None),
         command="tui",
     )
     return dict(target=resolve(dsn=url), config=load_demo_config(), args=tui_args,
