@@ -107,18 +107,18 @@ class SeqtuiApp(App[int]):
     CSS_PATH = "seqtui.tcss"
     TITLE = "seqtui"
     # Narrow terminals stack the details under the table; wide ones put them side by side.
-    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (130, "-wide")]
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (190, "-wide")]
 
     BINDINGS = [
         Binding("q", "quit", "Quit"),
         Binding("question_mark", "help", "Help"),
         Binding("space", "toggle_row", "Select", show=False),
-        Binding("b", "select_behind", "Behind"),
+        Binding("b", "select_behind", "Behind", show=False),
         Binding("escape", "clear_selection", "Unselect"),
-        Binding("f", "preview", "Fix…"),
+        Binding("f", "preview", "Fix"),
         Binding("f", "explain_read_only", "Read-only"),
-        Binding("c", "copy_oneliners", "psql"),
-        Binding("s", "copy_script", "Script"),
+        Binding("c", "copy_oneliners", "Copy"),
+        Binding("s", "copy_script", "SQL"),
         Binding("slash", "filter", "Filter"),
         Binding("o", "sort_next", "Sort", show=False),
         Binding("O", "sort_reverse", "Reverse", show=False),
@@ -350,9 +350,9 @@ class SeqtuiApp(App[int]):
             for key in change.removed:
                 table.remove_row(key)
             for key, cells in change.added:
-                table.add_row(*(_text(c) for c in cells), key=key)
+                table.add_row(*(_text(c, col.key) for c, col in zip(cells, COLUMNS)), key=key)
             for key, col, cell in change.changed:
-                table.update_cell(key, col, _text(cell), update_width=True)
+                table.update_cell(key, col, _text(cell, col), update_width=True)
             if list(change.order) != kept_order:
                 # DataTable.sort sees cell values, not row keys: rank rows by their names, which are
                 # unique per row (a table cannot have two columns of one name drawing from one sequence).
@@ -795,8 +795,11 @@ class SeqtuiApp(App[int]):
         self._cancel_timer()
 
 
-def _text(cell: Cell) -> Text:
-    return Text(cell.text, style=cell.style)
+NUMERIC = {c.key for c in COLUMNS if c.numeric}
+
+
+def _text(cell: Cell, column: str = "") -> Text:
+    return Text(cell.text, style=cell.style, justify="right" if column in NUMERIC else "left")
 
 
 def _ident(cells) -> tuple[str, ...]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -193,17 +194,18 @@ class HelpScreen(ModalScreen[None]):
         self.note = note
 
     def compose(self) -> ComposeResult:
-        text = Text()
-        width = max(len(k) for k, _ in self.keys)
+        # A grid, so that a wrapped description stays in its column at 80 columns.
+        grid = Table.grid(padding=(0, 2))
+        grid.add_column(style="bold", no_wrap=True)
+        grid.add_column()
         for key, what in self.keys:
-            text.append(f"  {key:<{width}}  ", style="bold")
-            text.append(what + "\n")
+            grid.add_row(key, what)
         if self.note:
-            text.append("\n" + self.note + "\n", style="dim")
+            grid.add_row("", Text(self.note, style="dim"))
         with Vertical(id="dialog", classes="dialog"):
             yield Static("seqtui keys", classes="title")
             with VerticalScroll(classes="body"):
-                yield Static(text, id="help-text")
+                yield Static(grid, id="help-text")
             with Horizontal(classes="buttons"):
                 yield Button("Close (esc)", id="close")
 
