@@ -15,7 +15,7 @@ from pathlib import Path
 import psycopg
 
 from . import __version__
-from .apply import apply_plans
+from .apply import UNKNOWN, apply_plans
 from .audit import AuditError, AuditLog, default_path as default_audit_path
 from .config import ConfigError, load as load_config
 from .connect import ConnectError, Target, connect, resolve
@@ -230,6 +230,10 @@ def cmd_fix(args, target, config) -> int:
     if cached:
         print(f"note: {', '.join(cached)} use CACHE > 1: pooled connections may still hand out values cached "
               "before the fix; recycle connection pools.")
+    lost = [r for r in results if r.outcome == UNKNOWN]
+    if lost:
+        raise UsageError(f"connection lost while fixing {lost[0].plan.sequence.display_name}: it may or may "
+                         "not have been committed, and nothing after it was attempted; run seqtui check")
     failed = [r for r in results if not r.ok]
     if failed:
         print(f"{len(failed)} of {len(results)} sequence(s) not fixed", file=sys.stderr)
