@@ -135,7 +135,10 @@ def test_writer_meets_duplicates_until_the_sequence_is_fixed(demo_db):
     db, tables = demo_db
     targets = schema.writer_tables(tables)
     assert [t.name for t in targets] == ["ak_animes", "ak_mangas", "ak_critiques"]
-    writer = DemoWriter(db.url, {t.label: schema.insert_statement(t) for t in targets}, interval=0.01).start()
+    schedule = schema.writer_schedule(tables)
+    assert schedule == ["ak_animes", "ak_critiques", "ak_mangas", "ak_critiques"]
+    writer = DemoWriter(db.url, {t.label: schema.insert_statement(t) for t in targets}, interval=0.01,
+                        schedule=schedule).start()
     try:
         wait_for(lambda: writer.snapshot()["ak_animes"].duplicates >= 3, what="duplicate-key failures")
         wait_for(lambda: writer.snapshot()["ak_critiques"].ok >= 3, what="inserts into the healthy table")
@@ -311,6 +314,9 @@ def test_demo_url_serves_reuses_and_resets(demo_home):
     assert check.code == 2, check.text
     report = json.loads(check.out)
     assert {r["table"] for r in report["sequences"] if r["status"] == "behind"} >= BEHIND_TABLES
+    # One demo per data directory: a second one says where the first is.
+    other = run_seqtui("demo", "--url", env={"SEQTUI_DEMO_DIR": str(demo_home)})
+    assert other.code == 3 and "already running" in other.err and url in other.err, other.text
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("CREATE TABLE kept_across_runs (note text)")
         conn.execute("INSERT INTO kept_across_runs VALUES ('first run')")

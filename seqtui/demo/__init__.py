@@ -86,7 +86,7 @@ def _main(args: argparse.Namespace) -> int:
     try:
         if not args.no_writer:
             statements = {t.label: schema.insert_statement(t) for t in schema.writer_tables(tables)}
-            writer = DemoWriter(instance.url, statements).start()
+            writer = DemoWriter(instance.url, statements, schedule=schema.writer_schedule(tables)).start()
         if args.url:
             return serve(instance, writer)
         kwargs = tui_arguments(instance.url, args, writer, audit_log=instance.home / "audit.jsonl")

@@ -146,10 +146,10 @@ class DemoInstance:
         except BlockingIOError:
             other = os.read(fd, 32).decode(errors="replace").strip() or "?"
             os.close(fd)
-            state = self.read_state() or {}
-            where = f" on port {state['port']}" if state.get("port") else ""
-            raise DemoError(f"another seqtui demo (pid {other}) is already running{where} with {self.home}: "
-                            "use it, or stop it first") from None
+            port = (self.read_state() or {}).get("port")
+            use = f"use it (DATABASE_URL=postgresql://postgres@127.0.0.1:{port}/{DATABASE})" if port else "use it"
+            raise DemoError(f"another seqtui demo (pid {other}) is already running with {self.home}: "
+                            f"{use}, or stop it first") from None
         os.ftruncate(fd, 0)
         os.write(fd, str(os.getpid()).encode())
         self._lock_fd = fd

@@ -286,6 +286,18 @@ def writer_tables(tables: tuple[DemoTable, ...]) -> tuple[DemoTable, ...]:
     return tuple(behind + ahead)
 
 
+def writer_schedule(tables: tuple[DemoTable, ...]) -> list[str]:
+    """Turns for the writer: the healthy table between each behind one, so the view shows steady
+    successes and each behind sequence, which every failed INSERT moves one step, stays behind for an
+    hour or more of demo time (4,200 ids at one try every ~1.4 s)."""
+    chosen = writer_tables(tables)
+    behind = [t.label for t in chosen if t.role is Role.BEHIND]
+    healthy = [t.label for t in chosen if t.role is not Role.BEHIND]
+    if not healthy or not behind:
+        return [t.label for t in chosen]
+    return [label for b in behind for label in (b, healthy[0])]
+
+
 def insert_statement(t: DemoTable) -> sql.Composed:
     """One row through the id column's default, other columns from a random g."""
     names = [sql.Identifier(c.name) for c in t.columns]

@@ -28,9 +28,11 @@ class TableCounts:
 
 
 class DemoWriter:
-    def __init__(self, url: str, statements: dict[str, sql.Composable], interval: float = DEFAULT_INTERVAL):
+    def __init__(self, url: str, statements: dict[str, sql.Composable], interval: float = DEFAULT_INTERVAL,
+                 schedule: list[str] | None = None):
         self.url = url
         self.statements = dict(statements)  # table label -> INSERT through the default
+        self.schedule = list(schedule or self.statements)  # the labels in the order they take turns
         self.interval = interval
         self.counts = {label: TableCounts() for label in self.statements}
         self.other_errors = 0
@@ -67,7 +69,7 @@ class DemoWriter:
     def _run(self) -> None:
         conn = None
         backoff = 0.2
-        labels = list(self.statements)
+        labels = self.schedule
         i = 0
         try:
             while not self._stop.is_set():
@@ -135,6 +137,8 @@ class DemoWriter:
         if last is not None:
             label = next(k for k, v in snap.items() if v is last)
             text += f" (last: {label}, {_ago(time.monotonic() - last.last_duplicate)})"
+        if self.other_errors:
+            text += f" · {self.other_errors:,} other errors (last: {self.last_error})"
         if not self.connected and self.alive:
             text = "demo writer: reconnecting… · " + text.removeprefix("demo writer: ")
         return text
