@@ -113,3 +113,11 @@ def test_tui_without_target_names_database_url_and_demo(seqtui, tmp_path):
     run = seqtui("tui", cwd=tmp_path)
     assert run.code == 3
     assert "DATABASE_URL" in run.err and "seqtui demo" in run.err
+
+
+def test_a_repair_jump_is_not_consumption():
+    tracker = RateTracker()
+    tracker.observe([verdict(last=1)], now=0.0)
+    tracker.forget([1])  # the app forgets a sequence it just fixed
+    tracker.observe([verdict(last=5000)], now=10.0)
+    assert tracker.rate(1) is None

@@ -643,6 +643,7 @@ class SeqtuiApp(App[int]):
         if self._results_screen is not None:
             self._results_screen.finish()
         fixed_oids = {r.plan.sequence.oid for r in results if r.ok}
+        self.rates.forget(r.plan.sequence.oid for r in results if r.outcome == FIXED)
         for key in [k for k in self.selected if self.verdicts[k].sequence is not None
                     and self.verdicts[k].sequence.oid in fixed_oids]:
             self.selected.discard(key)
@@ -661,7 +662,7 @@ class SeqtuiApp(App[int]):
 
     def _copy(self, title: str, text: str, note: str = "") -> None:
         self.copy_to_clipboard(text)
-        self.push_screen(CopyScreen(title + (f"\n{note}" if note else ""), text))
+        self.push_screen(CopyScreen(title, text, note))
 
     def action_copy_oneliners(self) -> None:
         chosen = self.chosen()

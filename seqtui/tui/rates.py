@@ -40,6 +40,11 @@ class RateTracker:
             if oid not in seen:
                 del self._samples[oid]
 
+    def forget(self, seq_oids) -> None:
+        """Start afresh: a setval jump (our own repair) is not consumption."""
+        for oid in seq_oids:
+            self._samples.pop(oid, None)
+
     def rate(self, seq_oid: int) -> float | None:
         """Values per minute (absolute: descending sequences consume downwards), or None before two
         refreshes have been seen."""

@@ -125,7 +125,7 @@ class ResultsScreen(ModalScreen[None]):
         self.done = False
 
     def compose(self) -> ComposeResult:
-        with Vertical(id="dialog", classes="dialog"):
+        with Vertical(id="dialog", classes="dialog compact"):
             yield Static("Repair results", classes="title")
             with VerticalScroll(classes="body"):
                 yield Static(result_text([], self.total, False), id="results-text")
@@ -160,16 +160,21 @@ class CopyScreen(ModalScreen[None]):
 
     BINDINGS = [Binding("escape", "close", "Close")]
 
-    def __init__(self, title: str, text: str) -> None:
+    def __init__(self, title: str, text: str, note: str = "") -> None:
         super().__init__()
         self.title_text = title
         self.text = text
+        self.note = note
 
     def compose(self) -> ComposeResult:
+        hint = Text()
+        if self.note:
+            hint.append(self.note + "\n", style="bold")
+        hint.append("Copied to the clipboard (OSC 52). If your terminal does not support that, "
+                    "select the text below by hand (shift+drag in most terminals).")
         with Vertical(id="dialog", classes="dialog wide"):
             yield Static(self.title_text, classes="title")
-            yield Static("Copied to the clipboard (OSC 52). If your terminal does not support that, "
-                         "select the text below by hand (shift+drag in most terminals).", classes="hint")
+            yield Static(hint, classes="hint", id="copy-note")
             yield TextArea(self.text, read_only=True, soft_wrap=True, id="copy-text")
             with Horizontal(classes="buttons"):
                 yield Button("Close (esc)", id="close")
