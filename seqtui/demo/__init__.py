@@ -81,9 +81,9 @@ def _main(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, ui.handle)
     signal.signal(signal.SIGHUP, ui.handle)
     instance = DemoInstance(default_home(), tables)
-    instance.open(reset=args.reset)
     writer = None
     try:
+        instance.open(reset=args.reset)
         if not args.no_writer:
             statements = {t.label: schema.insert_statement(t) for t in schema.writer_tables(tables)}
             writer = DemoWriter(instance.url, statements, schedule=schema.writer_schedule(tables)).start()
