@@ -234,7 +234,7 @@ async def test_filter_by_name_and_status(db, tmp_path):
         assert app.focused is app.table
         await refreshed(pilot, app)  # the filter holds across refreshes
         assert app.table.row_count == 1
-        assert "filter: ok" in text_of(app, "summary-line")
+        assert "filter: ok" in text_of(app, "state-line")
 
 
 async def test_sort_by_key_and_header_click(db, tmp_path):
@@ -250,7 +250,7 @@ async def test_sort_by_key_and_header_click(db, tmp_path):
         assert labels() == ["public.small.id", "public.mid.id", "public.big.id"]
         await pilot.press("O")
         assert labels() == ["public.big.id", "public.mid.id", "public.small.id"]
-        assert "sorted by next value ↓" in text_of(app, "summary-line")
+        assert "sorted by next value ↓" in text_of(app, "state-line")
         # clicking the "table" header sorts by table name
         await move_to(pilot, app, "public.mid.id")
         from seqtui.tui.app import SeqTable

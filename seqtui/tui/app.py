@@ -36,7 +36,7 @@ from ..scan import Scope, scan
 from .details import details
 from .rates import RateTracker
 from .screens import CopyScreen, HelpScreen, PreviewScreen, ResultsScreen
-from .table import COLUMNS, SORTABLE, Cell, diff, matches, ordered, row_cells
+from .table import COLUMN_KEYS, COLUMNS, SORTABLE, Cell, diff, matches, ordered, row_cells
 
 INTERVAL_STEPS = (0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
 BACKOFF = (1.0, 30.0)  # first retry after a lost connection, and the cap of the doubling
@@ -201,7 +201,7 @@ class SeqtuiApp(App[int]):
 
     def on_mount(self) -> None:
         for col in COLUMNS:
-            self.table.add_column(col.label, key=col.key)
+            self.table.add_column(Text(col.label, justify="right" if col.numeric else "left"), key=col.key)
         self.query_one("#filter").display = False
         self._show_header()
         self._show_details()
@@ -357,7 +357,7 @@ class SeqtuiApp(App[int]):
                 # DataTable.sort sees cell values, not row keys: rank rows by their names, which are
                 # unique per row (a table cannot have two columns of one name drawing from one sequence).
                 rank = {_ident(cells): i for i, (_, cells) in enumerate(new)}
-                table.sort(key=lambda values: rank.get(tuple(str(v) for v in values[1:5]), len(rank)))
+                table.sort(key=lambda values: rank.get(_ident_of(values), len(rank)))
             self.rows = dict(new)
             if cursor_key in self.rows:
                 index = table.get_row_index(cursor_key)
@@ -416,19 +416,9 @@ class SeqtuiApp(App[int]):
                                             "warning": "yellow", "ok": "green", "unreadable": "magenta",
                                             "timeout": "magenta", "missing": "magenta"}.get(word, ""))
         if self.last_refresh is not None:
-            summary.append(f"   refreshed {self.last_refresh:%H:%M:%S}", style="dim")
+            summary.append(f"  refreshed {self.last_refresh:%H:%M:%S}", style="dim")
         summary.append(f" · every {_fmt_interval(self.interval)}" if self.live else " · manual refresh",
                        style="dim")
-        if self.sort_column is not None:
-            arrow = "↓" if self.sort_reverse else "↑"
-            summary.append(f" · sorted by {COLUMN_LABELS[self.sort_column]} {arrow}", style="dim")
-        if self.selected:
-            hidden = len(self.selected - set(self.rows))
-            summary.append(f" · {len(self.selected)} selected", style="bold")
-            if hidden:
-                summary.append(f" ({hidden} hidden by the filter)", style="bold yellow")
-        if self.filter_query:
-            summary.append(f" · filter: {self.filter_query}", style="bold cyan")
         self.query_one("#summary-line", Static).update(summary)
 
         state = Text(" ")
@@ -437,19 +427,30 @@ class SeqtuiApp(App[int]):
             when = f"{self.last_refresh:%H:%M:%S}" if self.last_refresh else "the start"
             state.append(" CONNECTION LOST ", style="bold white on red")
             state.append(f" {self.lost} · table stale since {when} · ", style="red")
-            state.append("reconnecting…" if self.refreshing else
-                         ("paused: press p or r to reconnect" if self.paused else f"retry in {wait}s (r: now)"),
+            state.append("reconnecting… " if self.refreshing else
+                         ("paused: p or r reconnects " if self.paused else f"retry in {wait}s (r: now) "),
                          style="red")
         elif self.paused:
             state.append(" PAUSED ", style="bold black on yellow")
-            state.append(" automatic refresh is off: p resumes, r refreshes once", style="yellow")
+            state.append(" p resumes, r refreshes once ", style="yellow")
         elif reason:
             state.append(" READ-ONLY ", style="bold white on magenta")
-            state.append(f" {reason}: repairs are not offered", style="magenta")
+            state.append(f" {reason}: repairs are not offered ", style="magenta")
         if self.applying:
-            state.append("  applying repair…", style="bold")
+            state.append("applying repair… ", style="bold")
+        # What shapes the view: the third line, so that the counts on the second never get cut off.
+        if self.selected:
+            hidden = len(self.selected - set(self.rows))
+            state.append(f"{len(self.selected)} selected ", style="bold")
+            if hidden:
+                state.append(f"({hidden} hidden by the filter) ", style="bold yellow")
+        if self.filter_query:
+            state.append(f"filter: {self.filter_query} ", style="bold cyan")
+        if self.sort_column is not None:
+            arrow = "↓" if self.sort_reverse else "↑"
+            state.append(f"sorted by {COLUMN_LABELS[self.sort_column]} {arrow} ", style="dim")
         if self.status_text:
-            state.append("  " + self.status_text, style="cyan")
+            state.append(self.status_text, style="cyan")
         self.query_one("#state-line", Static).update(state)
 
     def _show_details(self) -> None:
@@ -803,5 +804,13 @@ def _text(cell: Cell, column: str = "") -> Text:
     return Text(cell.text, style=cell.style, justify="right" if column in NUMERIC else "left")
 
 
+IDENT_COLUMNS = [COLUMN_KEYS.index(k) for k in ("schema", "table", "column", "sequence")]
+
+
 def _ident(cells) -> tuple[str, ...]:
-    return tuple(c.text for c in cells[1:5])
+    """A row's names: unique per row, so they can stand for its key when DataTable.sort ranks rows."""
+    return tuple(cells[i].text for i in IDENT_COLUMNS)
+
+
+def _ident_of(values) -> tuple[str, ...]:
+    return tuple(str(values[i]) for i in IDENT_COLUMNS)

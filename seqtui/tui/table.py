@@ -32,13 +32,15 @@ COLUMNS: tuple[Column, ...] = (
     Column("schema", "schema"),
     Column("table", "table"),
     Column("column", "column"),
-    Column("sequence", "sequence"),
     Column("status", "status"),
     Column("next", "next value", numeric=True),
     Column("hw", "high-water", numeric=True),
     Column("gap", "gap", numeric=True),
     Column("used", "used", numeric=True),
     Column("rate", "rate/min", numeric=True),
+    # Last: the longest and the least needed at a glance (the details pane names it), so that the
+    # status and the numbers fit in 80 columns.
+    Column("sequence", "sequence"),
 )
 COLUMN_KEYS = tuple(c.key for c in COLUMNS)
 SORTABLE = tuple(k for k in COLUMN_KEYS if k != "sel")
@@ -85,13 +87,13 @@ def row_cells(v: Verdict, rate: float | None, selected: bool) -> Cells:
         Cell(schema, dim),
         Cell(table, dim),
         Cell(column, dim),
-        Cell(v.sequence.display_name if v.sequence else "", dim),
         status_cell(v),
         Cell(fmt_int(v.next_value), "bold red" if v.status is Status.BEHIND else dim),
         Cell(fmt_int(v.high_water), dim),
         Cell(fmt_int(v.gap or None), "dim"),  # information only: a gap is harmless
         capacity_cell(v),
         Cell(fmt_rate(rate) if v.sequence is not None and v.state is not None else "", "dim" if not rate else ""),
+        Cell(v.sequence.display_name if v.sequence else "", dim),
     )
 
 
