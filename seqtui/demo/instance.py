@@ -171,7 +171,7 @@ class DemoInstance:
             if reset:
                 shutil.rmtree(self.pgdata, ignore_errors=True)
                 self.state_path.unlink(missing_ok=True)
-                state = None
+                state = {"port": state.get("port")} if state else None  # keep the port: exported URLs live on
             self._start(state)
             self._ensure_database(state)
         except BaseException:
