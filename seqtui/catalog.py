@@ -17,7 +17,10 @@ from psycopg import errors, sql
 
 from .model import Consumer, HighWater, Observation, Sequence, SequenceState, Status
 
-CHUNK = 500  # statements per UNION ALL: big enough to amortise round trips, small enough to plan fast
+# Subqueries per UNION ALL statement. Planning time grows faster than linearly with the statement's
+# size (measured: 1,000 high-water subqueries take ~220 ms in chunks of 500, ~120 ms in chunks of 100,
+# on a fresh connection), while each extra chunk only costs one round trip.
+CHUNK = 100
 
 
 def load_sql(name: str) -> str:
@@ -178,7 +181,7 @@ def read_states(conn: psycopg.Connection, sequences: list[Sequence]) -> list[Seq
             i=sql.Literal(i), seq=sql.Identifier(seq.schema, seq.name))
 
     retry = []
-    for chunk in _chunks(readable, CHUNK * 2):
+    for chunk in _chunks(readable):
         try:
             rows = _run_union(conn, [select(i) for i in chunk])
         except psycopg.Error:

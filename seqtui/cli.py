@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 import psycopg
@@ -141,28 +141,27 @@ def _scope(args, target: Target, config) -> Scope:
 
 
 def _progress(message: str):
-    """A spinner on stderr when a person is watching; nothing in pipes and CI logs."""
+    """A spinner on stderr when a person is watching; nothing (and no rich import) in pipes and CI logs."""
+    if not sys.stderr.isatty():
+        return nullcontext()
     from rich.console import Console
 
-    console = Console(stderr=True)
-    if console.is_terminal:
-        return console.status(message)
-    from contextlib import nullcontext
-    return nullcontext()
+    return Console(stderr=True).status(message)
 
 
 def cmd_check(args, target, config) -> int:
-    from rich.console import Console
-
     from .output import check_table, report_json
 
     with _connection(target) as conn, _progress("scanning sequences…"):
         report = scan(conn, _scope(args, target, config))
     code = exit_code(report.verdicts)
     if args.json:
-        json.dump(report_json(report, code), sys.stdout, indent=2)
-        sys.stdout.write("\n")
+        # Pretty for a person, compact in pipes. json.dumps, not json.dump: only the one-shot dumps
+        # without indent uses the C encoder (json.dump is pure Python, ~1 s for 10,000 rows).
+        sys.stdout.write(json.dumps(report_json(report, code), indent=2 if sys.stdout.isatty() else None) + "\n")
     else:
+        from rich.console import Console
+
         console = Console()
         if not console.is_terminal:  # pipes and CI logs: no 80-column squeeze
             console = Console(width=max(console.width, 200))

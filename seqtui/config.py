@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .model import Thresholds
+from .text import one_line
 
 DEFAULT_FILE = "sequences.json"
 
@@ -74,7 +75,7 @@ def parse(data, path: Path | None = None) -> Config:
     name = str(path) if path else DEFAULT_FILE
 
     def fail(where: str, problem: str):
-        raise ConfigError(f"{name}: {where}: {problem}")
+        raise ConfigError(one_line(f"{name}: {where}: {problem}"))
 
     if not isinstance(data, dict):
         fail("top level", f"expected an object, got {_type_name(data)}")

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from rich.table import Table
-from rich.text import Text
-
 from .model import CapacityLevel, Report, Status, Verdict, summary_counts
 from .repair import FixPlan, plans_from_verdicts, render, transaction_statements
 
@@ -33,7 +30,8 @@ def plans_by_sequence(report: Report) -> dict[int, FixPlan]:
     return {p.sequence.oid: p for p in plans_from_verdicts(report.verdicts)}
 
 
-def verdict_json(v: Verdict, plan: FixPlan | None = None) -> dict:
+def verdict_json(v: Verdict, script: str | None = None) -> dict:
+    """One row of the JSON contract; `script` is fix_sql() of the row's sequence plan."""
     seq, con, st = v.sequence, v.consumer, v.state
     if con is not None:
         schema, table, column = con.schema, con.table, con.column
@@ -56,7 +54,7 @@ def verdict_json(v: Verdict, plan: FixPlan | None = None) -> dict:
         "gap": v.gap,
         "capacity_used": None if v.capacity_used is None else round(v.capacity_used, 6),
         "capacity_level": v.capacity_level.value if v.capacity_level else None,
-        "fix_sql": fix_sql(plan) if v.status is Status.BEHIND else None,
+        "fix_sql": script if v.status is Status.BEHIND else None,
         "fixable": v.fixable,
         "detail": v.detail,
         "data_type": seq.data_type if seq else None,
@@ -72,13 +70,14 @@ def verdict_json(v: Verdict, plan: FixPlan | None = None) -> dict:
 
 def report_json(report: Report, exit_code: int) -> dict:
     plans = plans_by_sequence(report)
+    scripts = {oid: fix_sql(plan) for oid, plan in plans.items()}  # once per sequence, not per row
     return {
         "version": JSON_VERSION,
         "database": report.database,
         "read_only": report.read_only,
         "summary": summary_counts(report.verdicts),
         "exit_code": exit_code,
-        "sequences": [verdict_json(v, plans.get(v.sequence.oid) if v.sequence else None)
+        "sequences": [verdict_json(v, scripts.get(v.sequence.oid) if v.sequence else None)
                       for v in report.verdicts],
     }
 
@@ -87,7 +86,9 @@ def fmt_int(value: int | None) -> str:
     return "" if value is None else f"{value:,}"
 
 
-def fmt_capacity(v: Verdict) -> Text:
+def fmt_capacity(v: Verdict) -> "Text":
+    from rich.text import Text
+
     if v.capacity_used is None:
         return Text("")
     pct = v.capacity_used * 100
@@ -107,7 +108,11 @@ def summary_line(report: Report) -> str:
     return " · ".join(parts) if parts else "no sequences found"
 
 
-def check_table(report: Report) -> Table:
+def check_table(report: Report) -> "Table":
+    # rich is imported here, not at the top: `check --json` and `sql` never pay for it.
+    from rich.table import Table
+    from rich.text import Text
+
     db = report.database
     title = f"{db['name']} on {db.get('host') or 'local socket'} as {db['user']} (PostgreSQL {db['server_version']})"
     if report.read_only_reason:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from psycopg import sql
 
 from .model import Consumer, Sequence, Status, Verdict, fix_target
+from .text import one_line
 
 DEFAULT_LOCK_TIMEOUT = 5.0  # seconds: how long a fix may make writers wait
 
@@ -42,28 +43,43 @@ def lock_order(consumers) -> tuple[Consumer, ...]:
     return tuple(sorted(consumers, key=lambda c: (c.schema, c.table, c.column)))
 
 
-def high_water_sql(consumers: tuple[Consumer, ...], ascending: bool) -> sql.Composable:
-    agg, combine = (sql.SQL("max"), sql.SQL("GREATEST")) if ascending else (sql.SQL("min"), sql.SQL("LEAST"))
-    parts = [sql.SQL("(SELECT {agg}({col}) FROM {tbl})").format(
-        agg=agg, col=sql.Identifier(c.column), tbl=sql.Identifier(c.schema, c.table)) for c in consumers]
-    return sql.SQL("{}({})").format(combine, sql.SQL(", ").join(parts))
+# Fragments built once: SQL.format() re-parses its template on every call, and a fix script for
+# thousands of sequences composes tens of thousands of statements.
+_AGG = {True: (sql.SQL("GREATEST("), sql.SQL("(SELECT max(")), False: (sql.SQL("LEAST("), sql.SQL("(SELECT min("))}
+_FROM, _CLOSE_SUB, _COMMA, _CLOSE = sql.SQL(") FROM "), sql.SQL(")"), sql.SQL(", "), sql.SQL(")")
+_SETVAL = sql.SQL("SELECT pg_catalog.setval(")
+_SETVAL_REST = sql.SQL("::regclass, m.hw::bigint, true) AS new_last_value FROM (SELECT ")
+_AS_M = sql.SQL(" AS hw) AS m, ")
+# "behind" as in model.is_behind(), with next = is_called ? last_value + inc : last_value
+_BEHIND = {True: sql.SQL(" AS s WHERE m.hw >= CASE WHEN s.is_called THEN s.last_value + "),
+           False: sql.SQL(" AS s WHERE m.hw <= CASE WHEN s.is_called THEN s.last_value - ")}
+_BEHIND_END = sql.SQL(" ELSE s.last_value END")
+
+
+def high_water_sql(consumers: tuple[Consumer, ...], ascending: bool) -> sql.Composed:
+    """GREATEST((SELECT max(col) FROM tbl), ...), or LEAST/min for a descending sequence."""
+    combine, agg = _AGG[ascending]
+    parts: list[sql.Composable] = [combine]
+    for i, c in enumerate(consumers):
+        if i:
+            parts.append(_COMMA)
+        parts += [agg, sql.Identifier(c.column), _FROM, sql.Identifier(c.schema, c.table), _CLOSE_SUB]
+    parts.append(_CLOSE)
+    return sql.Composed(parts)
 
 
 def fix_statement(seq: Sequence, consumers: tuple[Consumer, ...]) -> sql.Composed:
     """One statement that moves `seq` just past the high-water mark of all its consumers, only if the
     next value is already taken (DESIGN facts 4-7). Empty tables give NULL and change nothing; a
-    sequence already past its data is left where it is. Returns the new value, or no row."""
-    seq_name = sql.Identifier(seq.schema, seq.name)
-    # "behind" as in model.is_behind(), with next = is_called ? last_value + inc : last_value
-    if seq.ascending:
-        behind = sql.SQL("m.hw >= CASE WHEN s.is_called THEN s.last_value + {inc} ELSE s.last_value END")
-    else:
-        behind = sql.SQL("m.hw <= CASE WHEN s.is_called THEN s.last_value - {inc} ELSE s.last_value END")
-    return sql.SQL(
-        "SELECT pg_catalog.setval({regclass}::regclass, m.hw::bigint, true) AS new_last_value "
-        "FROM (SELECT {hw} AS hw) AS m, {seq} AS s WHERE {behind}"
-    ).format(regclass=sql.Literal(seq.display_name), hw=high_water_sql(consumers, seq.ascending),
-             seq=seq_name, behind=behind.format(inc=sql.Literal(abs(seq.increment))))
+    sequence already past its data is left where it is. Returns the new value, or no row.
+
+    SELECT pg_catalog.setval('s'::regclass, m.hw::bigint, true) AS new_last_value
+      FROM (SELECT GREATEST((SELECT max(c) FROM t), ...) AS hw) AS m, s AS s
+     WHERE m.hw >= CASE WHEN s.is_called THEN s.last_value + inc ELSE s.last_value END"""
+    return sql.Composed([
+        _SETVAL, sql.Literal(seq.display_name), _SETVAL_REST, high_water_sql(consumers, seq.ascending), _AS_M,
+        sql.Identifier(seq.schema, seq.name), _BEHIND[seq.ascending], sql.Literal(abs(seq.increment)),
+        _BEHIND_END])
 
 
 def locked_tables(consumers: tuple[Consumer, ...]) -> tuple[Consumer, ...]:
@@ -76,11 +92,13 @@ def locked_tables(consumers: tuple[Consumer, ...]) -> tuple[Consumer, ...]:
     return tuple(tables)
 
 
+_LOCK, _EXCLUSIVE = sql.SQL("LOCK TABLE "), sql.SQL(" IN EXCLUSIVE MODE")
+
+
 def lock_statements(consumers: tuple[Consumer, ...]) -> list[sql.Composed]:
     """One LOCK per table, in lock order, so a timeout names the table that was busy. EXCLUSIVE mode
     blocks writers (whose ids could race the fix) but not readers (DESIGN fact 9)."""
-    return [sql.SQL("LOCK TABLE {} IN EXCLUSIVE MODE").format(sql.Identifier(c.schema, c.table))
-            for c in locked_tables(consumers)]
+    return [sql.Composed([_LOCK, sql.Identifier(c.schema, c.table), _EXCLUSIVE]) for c in locked_tables(consumers)]
 
 
 def lock_timeout_statement(seconds: float) -> sql.Composed:
@@ -88,10 +106,13 @@ def lock_timeout_statement(seconds: float) -> sql.Composed:
     return sql.SQL("SET LOCAL lock_timeout = {}").format(sql.Literal(f"{ms // 1000}s" if ms % 1000 == 0 else f"{ms}ms"))
 
 
+_BEGIN, _COMMIT = sql.SQL("BEGIN"), sql.SQL("COMMIT")
+
+
 def transaction_statements(plan: FixPlan, lock_timeout: float = DEFAULT_LOCK_TIMEOUT) -> list[sql.Composable]:
     """The whole safe fix of one sequence: the statements apply.py runs, in order."""
-    return [sql.SQL("BEGIN"), lock_timeout_statement(lock_timeout), *lock_statements(plan.consumers),
-            fix_statement(plan.sequence, plan.consumers), sql.SQL("COMMIT")]
+    return [_BEGIN, lock_timeout_statement(lock_timeout), *lock_statements(plan.consumers),
+            fix_statement(plan.sequence, plan.consumers), _COMMIT]
 
 
 def render(stmt: sql.Composable) -> str:
@@ -121,12 +142,6 @@ def plans_from_verdicts(verdicts, *, include_all: bool = False) -> list[FixPlan]
         plans.append(FixPlan(sequence=seq, consumers=lock_order(usable), next_value=first.next_value,
                              high_water=hw if needs_fix else None, fixable=fixable, reason=reason))
     return sorted(plans, key=lambda p: p.sequence.qualified)
-
-
-def one_line(text: str) -> str:
-    """Text safe to put after `--` in SQL or `#` in a shell: identifiers may hold newlines, and a newline
-    in a comment would turn the rest of a hostile name into a statement."""
-    return "".join(ch if ch.isprintable() else ascii(ch)[1:-1] for ch in text)
 
 
 def describe(plan: FixPlan) -> str:
