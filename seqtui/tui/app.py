@@ -98,6 +98,17 @@ class SeqTable(DataTable):
 
     BINDINGS = [Binding("enter", "app.preview", "Preview", show=False)]
 
+    async def _on_idle(self, event) -> None:
+        # Workaround for Textual's DataTable (8.2): column widths are measured on idle, but a cell
+        # rendered before that (the cursor row, drawn as soon as rows are added) stays in a render
+        # cache whose key has no width, so the row keeps showing truncated cells ("billin" for
+        # "billing") until something else changes. After widths are re-measured, invalidate it.
+        remeasure = bool(getattr(self, "_updated_cells", None)) or getattr(self, "_require_update_dimensions", False)
+        await super()._on_idle(event)
+        if remeasure and hasattr(self, "_clear_caches"):
+            self._clear_caches()
+            self.refresh()
+
 
 class FilterInput(Input):
     BINDINGS = [Binding("escape", "app.clear_filter", "Clear filter", show=False)]
