@@ -393,3 +393,38 @@ async def test_command_palette_offers_the_actions(db, tmp_path):
         await pilot.press("escape")
         await pilot.press("q")
     assert app.return_code == 0
+
+
+async def test_a_read_only_server_is_detected_and_no_repair_is_offered(db, tmp_path):
+    drifted(db, "a")
+    db.execute(f'ALTER DATABASE "{db.name}" SET default_transaction_read_only = on')
+    app = make_app(db.url, tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await started(pilot, app)
+        assert app.report.read_only
+        assert "default_transaction_read_only" in text_of(app, "state-line")
+        await pilot.press("enter")
+        await pilot.pause()
+        assert not isinstance(app.screen, PreviewScreen)
+        assert any("default_transaction_read_only" in str(n.message) for n in app._notifications)
+        await pilot.press("c")  # copying the SQL for someone who can run it is still offered
+        await until(pilot, lambda: isinstance(app.screen, CopyScreen), "the copy panel")
+    assert db.next_value("public.a_id_seq") == 1
+
+
+async def test_enter_with_a_selection_previews_it(db, tmp_path):
+    drifted(db, "a", "b")
+    app = make_app(db.url, tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await started(pilot, app)
+        await pilot.press("b")
+        assert len(app.selected) == 2
+        await pilot.press("enter")
+        await until(pilot, lambda: isinstance(app.screen, PreviewScreen), "the preview")
+        text = text_of(app, "preview-text")
+        assert "2 sequences will change" in text and "public.a_id_seq" in text and "public.b_id_seq" in text
+        await pilot.press("n")
+        await until(pilot, lambda: not isinstance(app.screen, PreviewScreen), "the preview to close")
+        await pilot.press("escape")
+        assert app.selected == set()
+    assert db.next_value("public.a_id_seq") == 1 and db.next_value("public.b_id_seq") == 1

@@ -96,7 +96,8 @@ class ApplyFinished(Message):
 class SeqTable(DataTable):
     """The live table. `enter` previews a repair; a mouse click on the highlighted row toggles it."""
 
-    BINDINGS = [Binding("enter", "app.preview", "Preview", show=False)]
+    BINDINGS = [Binding("enter", "app.preview", "Preview", show=False),
+                Binding("enter", "app.explain_read_only", "Read-only", show=False)]
 
     async def _on_idle(self, event) -> None:
         # Workaround for Textual's DataTable (8.2): column widths are measured on idle, but a cell
