@@ -133,9 +133,11 @@ def per_table_scripts(conn) -> tuple[str, str]:
 
 
 def timed(cmd: list[str], env: dict, ok_codes=(0,)) -> float:
-    """Wall time of one whole process; a run that fails is an error, never a sample."""
+    """Wall time of one whole process; a run that fails is an error, never a sample. Runs in a scratch
+    directory, so no ./sequences.json or ./.env of the caller changes what is measured."""
     start = time.perf_counter()
-    proc = subprocess.run(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.run(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                          cwd=tempfile.gettempdir())
     elapsed = time.perf_counter() - start
     if proc.returncode not in ok_codes or "ERROR:" in proc.stderr:
         raise SystemExit(f"benchmark command failed ({proc.returncode}): {' '.join(cmd)}\n{proc.stderr[:2000]}")
@@ -205,8 +207,10 @@ def run_size(admin_url: str, n: int, repeat: int, psql: str, workdir: Path) -> d
 
     # seqtui's fix must really have fixed everything: the proof, not just the time.
     reset()
-    subprocess.run(seqtui + ["fix", "--yes"], env=env, stdout=subprocess.DEVNULL, check=True)
-    after = subprocess.run(seqtui + ["check", "--json"], env=env, capture_output=True, text=True)
+    subprocess.run(seqtui + ["fix", "--yes"], env=env, stdout=subprocess.DEVNULL, check=True,
+                   cwd=tempfile.gettempdir())
+    after = subprocess.run(seqtui + ["check", "--json"], env=env, capture_output=True, text=True,
+                           cwd=tempfile.gettempdir())
     behind = [r for r in json.loads(after.stdout)["sequences"] if r["status"] == "behind"]
     results["behind_after_seqtui_fix"] = len(behind)
 

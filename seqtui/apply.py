@@ -12,10 +12,10 @@ from dataclasses import dataclass
 from typing import Callable, Iterable
 
 import psycopg
-from psycopg import errors, sql
+from psycopg import errors
 
 from .model import SequenceState, next_value
-from .repair import DEFAULT_LOCK_TIMEOUT, FixPlan, lock_statements, locked_tables, transaction_statements
+from .repair import DEFAULT_LOCK_TIMEOUT, FixPlan, locked_tables, transaction_sql
 
 FIXED, UNCHANGED, FAILED, SKIPPED, UNKNOWN = "fixed", "unchanged", "failed", "skipped", "unknown"
 
@@ -41,54 +41,49 @@ class FixResult:
         return f"{self.outcome:<10} {name}: {self.reason}"
 
 
-def _read_state(conn: psycopg.Connection, plan: FixPlan) -> SequenceState:
-    row = conn.execute(sql.SQL("SELECT last_value, is_called FROM {}").format(
-        sql.Identifier(plan.sequence.schema, plan.sequence.name))).fetchone()
-    return SequenceState(*row)
-
-
-def _lock_holders(conn: psycopg.Connection, table_oid: int) -> str:
-    """Who holds a lock on the table that made us wait: pid, mode, application, user."""
+def _lock_holders(conn: psycopg.Connection, tables) -> str:
+    """Who holds locks on the tables we waited for: table, pid, mode, application, user."""
     try:
         rows = conn.execute(
-            "SELECT l.pid, l.mode, coalesce(nullif(a.application_name, ''), '?'), coalesce(a.usename, '?') "
+            "SELECT l.relation::regclass::text, l.pid, l.mode, "
+            "coalesce(nullif(a.application_name, ''), '?'), coalesce(a.usename, '?') "
             "FROM pg_locks l LEFT JOIN pg_stat_activity a ON a.pid = l.pid "
-            "WHERE l.relation = %s AND l.granted AND l.pid <> pg_backend_pid() ORDER BY l.pid",
-            (table_oid,)).fetchall()
+            "WHERE l.relation = ANY(%s) AND l.granted AND l.pid <> pg_backend_pid() "
+            "AND l.mode <> 'AccessShareLock' ORDER BY 1, 2",
+            ([c.table_oid for c in tables],)).fetchall()
     except psycopg.Error:
         return ""
     if not rows:
         return ""
-    return "; held by " + ", ".join(f"pid {pid} ({mode}, {app}, {user})" for pid, mode, app, user in rows)
+    return "; held by " + ", ".join(f"pid {pid} on {rel} ({mode}, {app}, {user})"
+                                    for rel, pid, mode, app, user in rows)
 
 
 def apply_plan(conn: psycopg.Connection, plan: FixPlan,
                lock_timeout: float = DEFAULT_LOCK_TIMEOUT) -> FixResult:
-    """Fix one sequence. `conn` must be in autocommit mode: the BEGIN/COMMIT are the plan's own."""
+    """Fix one sequence. `conn` must be in autocommit mode: the BEGIN/COMMIT are the plan's own.
+
+    The transaction goes as one query string: one round trip, and if a statement fails the server
+    skips the rest of the string, the COMMIT included; we then roll back."""
     if not plan.fixable:
         return FixResult(plan, FAILED, plan.next_value, plan.next_value, plan.reason)
-    stmts = transaction_statements(plan, lock_timeout)
-    locks = lock_statements(plan.consumers)
-    lock_tables = locked_tables(plan.consumers)
     inc = plan.sequence.increment
-    current = None
     try:
-        conn.execute(stmts[0])  # BEGIN
-        conn.execute(stmts[1])  # SET LOCAL lock_timeout
-        for i, stmt in enumerate(locks):
-            current = lock_tables[i]
-            conn.execute(stmt)
-        current = None
-        before = _read_state(conn, plan)
-        row = conn.execute(stmts[-2]).fetchone()
-        after = _read_state(conn, plan)
-        conn.execute(stmts[-1])  # COMMIT
+        cur = conn.execute(transaction_sql(plan, lock_timeout))
+        found = None
+        while True:  # results in statement order; only the fix statement returns a row
+            if cur.description is not None:
+                found = cur.fetchone()
+            if not cur.nextset():
+                break
+        last_value, is_called, new_last_value = found
     except errors.LockNotAvailable:
-        conn.execute("ROLLBACK")
-        holders = _lock_holders(conn, current.table_oid) if current else ""
-        table = f"{current.schema}.{current.table}" if current else "a consumer table"
+        _rollback(conn)
+        tables = locked_tables(plan.consumers)
+        names = ", ".join(f"{c.schema}.{c.table}" for c in tables)
         return FixResult(plan, FAILED, plan.next_value, plan.next_value,
-                         f"lock on {table} not granted within {lock_timeout:g}s{holders}; nothing changed")
+                         f"lock on {names} not granted within {lock_timeout:g}s"
+                         f"{_lock_holders(conn, tables)}; nothing changed")
     except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
         if conn.broken or conn.closed:
             return FixResult(plan, UNKNOWN, plan.next_value, None,
@@ -100,10 +95,10 @@ def apply_plan(conn: psycopg.Connection, plan: FixPlan,
         _rollback(conn)
         return FixResult(plan, FAILED, plan.next_value, plan.next_value,
                          f"{_first_line(exc)}; nothing changed")
-    b, a = next_value(before, inc), next_value(after, inc)
-    if row is None:
-        return FixResult(plan, UNCHANGED, b, a)
-    return FixResult(plan, FIXED, b, a)
+    before = next_value(SequenceState(last_value, is_called), inc)
+    if new_last_value is None:
+        return FixResult(plan, UNCHANGED, before, before)
+    return FixResult(plan, FIXED, before, new_last_value + inc)
 
 
 def _rollback(conn: psycopg.Connection) -> None:

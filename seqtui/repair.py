@@ -47,13 +47,14 @@ def lock_order(consumers) -> tuple[Consumer, ...]:
 # thousands of sequences composes tens of thousands of statements.
 _AGG = {True: (sql.SQL("GREATEST("), sql.SQL("(SELECT max(")), False: (sql.SQL("LEAST("), sql.SQL("(SELECT min("))}
 _FROM, _CLOSE_SUB, _COMMA, _CLOSE = sql.SQL(") FROM "), sql.SQL(")"), sql.SQL(", "), sql.SQL(")")
-_SETVAL = sql.SQL("SELECT pg_catalog.setval(")
-_SETVAL_REST = sql.SQL("::regclass, m.hw::bigint, true) AS new_last_value FROM (SELECT ")
-_AS_M = sql.SQL(" AS hw) AS m, ")
+_SELECT_STATE = sql.SQL("SELECT s.last_value, s.is_called, CASE WHEN m.hw ")
 # "behind" as in model.is_behind(), with next = is_called ? last_value + inc : last_value
-_BEHIND = {True: sql.SQL(" AS s WHERE m.hw >= CASE WHEN s.is_called THEN s.last_value + "),
-           False: sql.SQL(" AS s WHERE m.hw <= CASE WHEN s.is_called THEN s.last_value - ")}
-_BEHIND_END = sql.SQL(" ELSE s.last_value END")
+_BEHIND = {True: sql.SQL(">= CASE WHEN s.is_called THEN s.last_value + "),
+           False: sql.SQL("<= CASE WHEN s.is_called THEN s.last_value - ")}
+_THEN_SETVAL = sql.SQL(" ELSE s.last_value END THEN pg_catalog.setval(")
+_SETVAL_REST = sql.SQL("::regclass, m.hw::bigint, true) END AS new_last_value FROM (SELECT ")
+_AS_M = sql.SQL(" AS hw) AS m, ")
+_AS_S = sql.SQL(" AS s")
 
 
 def high_water_sql(consumers: tuple[Consumer, ...], ascending: bool) -> sql.Composed:
@@ -71,15 +72,19 @@ def high_water_sql(consumers: tuple[Consumer, ...], ascending: bool) -> sql.Comp
 def fix_statement(seq: Sequence, consumers: tuple[Consumer, ...]) -> sql.Composed:
     """One statement that moves `seq` just past the high-water mark of all its consumers, only if the
     next value is already taken (DESIGN facts 4-7). Empty tables give NULL and change nothing; a
-    sequence already past its data is left where it is. Returns the new value, or no row.
+    sequence already past its data is left where it is. It returns the state it found and the new
+    last_value (NULL when it changed nothing), so the caller needs no extra reads:
 
-    SELECT pg_catalog.setval('s'::regclass, m.hw::bigint, true) AS new_last_value
+    SELECT s.last_value, s.is_called,
+           CASE WHEN m.hw >= CASE WHEN s.is_called THEN s.last_value + inc ELSE s.last_value END
+                THEN pg_catalog.setval('s'::regclass, m.hw::bigint, true) END AS new_last_value
       FROM (SELECT GREATEST((SELECT max(c) FROM t), ...) AS hw) AS m, s AS s
-     WHERE m.hw >= CASE WHEN s.is_called THEN s.last_value + inc ELSE s.last_value END"""
+
+    setval is volatile, so the CASE is evaluated per row at run time and only when behind."""
     return sql.Composed([
-        _SETVAL, sql.Literal(seq.display_name), _SETVAL_REST, high_water_sql(consumers, seq.ascending), _AS_M,
-        sql.Identifier(seq.schema, seq.name), _BEHIND[seq.ascending], sql.Literal(abs(seq.increment)),
-        _BEHIND_END])
+        _SELECT_STATE, _BEHIND[seq.ascending], sql.Literal(abs(seq.increment)), _THEN_SETVAL,
+        sql.Literal(seq.display_name), _SETVAL_REST, high_water_sql(consumers, seq.ascending), _AS_M,
+        sql.Identifier(seq.schema, seq.name), _AS_S])
 
 
 def locked_tables(consumers: tuple[Consumer, ...]) -> tuple[Consumer, ...]:
@@ -117,6 +122,15 @@ def transaction_statements(plan: FixPlan, lock_timeout: float = DEFAULT_LOCK_TIM
 
 def render(stmt: sql.Composable) -> str:
     return stmt.as_string(None)
+
+
+_STATEMENT_SEPARATOR = sql.SQL(";\n")
+
+
+def transaction_sql(plan: FixPlan, lock_timeout: float = DEFAULT_LOCK_TIMEOUT) -> sql.Composed:
+    """The whole transaction as one query string, exactly as the script prints it. Sent as one message
+    (simple query protocol): one round trip per sequence, and an error skips the rest, COMMIT included."""
+    return _STATEMENT_SEPARATOR.join(transaction_statements(plan, lock_timeout))
 
 
 def plans_from_verdicts(verdicts, *, include_all: bool = False) -> list[FixPlan]:
