@@ -191,6 +191,8 @@ class SeqtuiApp(App[int]):
         self.apply_count = 0          # finished applies: tests wait on it
         self.last_results: list[FixResult] = []
         self._results_screen: ResultsScreen | None = None
+        self._exit_requested = False
+        self._table = SeqTable(id="table", cursor_type="row", zebra_stripes=False)
 
     # -- layout ---------------------------------------------------------------------------------
 
@@ -200,7 +202,7 @@ class SeqtuiApp(App[int]):
             yield Static(id="summary-line")
             yield Static(id="state-line")
         with Container(id="body"):
-            yield SeqTable(id="table", cursor_type="row", zebra_stripes=False)
+            yield self._table
             with VerticalScroll(id="details-pane"):
                 yield Static(id="details")
         yield FilterInput(placeholder="filter: words in schema.table.column or the sequence; "
@@ -209,7 +211,14 @@ class SeqtuiApp(App[int]):
 
     @property
     def table(self) -> SeqTable:
-        return self.query_one(SeqTable)
+        return self._table
+
+    @property
+    def live_screen(self) -> bool:
+        """False while the app starts or shuts down: a worker's late message must not touch widgets
+        that are not (or no longer) mounted."""
+        return self._table.is_mounted and not self._exit_requested
+
 
     def on_mount(self) -> None:
         for col in COLUMNS:
@@ -288,6 +297,8 @@ class SeqtuiApp(App[int]):
             self._schedule(delay)
 
     def on_refreshed(self, message: Refreshed) -> None:
+        if not self.live_screen:
+            return
         if self.lost is not None:
             self.notify("Reconnected. The table is live again; no repair was re-run.", title="Connection")
         self.lost, self.attempts, self.retry_at, self.last_error = None, 0, None, None
@@ -306,6 +317,8 @@ class SeqtuiApp(App[int]):
         self._after_refresh(self.interval)
 
     def on_refresh_failed(self, message: RefreshFailed) -> None:
+        if not self.live_screen:
+            return
         self.last_error = message.error
         if message.lost:
             if self.lost is None:
@@ -327,7 +340,7 @@ class SeqtuiApp(App[int]):
 
     def _tick(self) -> None:
         """Keep the "retry in Ns" countdown honest while the connection is down."""
-        if self.lost is not None:
+        if self.lost is not None and self.live_screen:
             self._show_header()
             self.set_timer(1, self._tick, name="lost-countdown")
 
@@ -394,7 +407,7 @@ class SeqtuiApp(App[int]):
         return None
 
     def _show_header(self) -> None:
-        if not self.is_mounted:
+        if not self.live_screen:
             return
         db = dict(self.report.database) if self.report else {}
         db.update(self.display_database or {})
@@ -466,7 +479,7 @@ class SeqtuiApp(App[int]):
         self.query_one("#state-line", Static).update(state)
 
     def _show_details(self) -> None:
-        if not self.is_mounted:
+        if not self.live_screen:
             return
         key = self.current_key()
         v = self.verdicts.get(key) if key else None
@@ -655,8 +668,11 @@ class SeqtuiApp(App[int]):
         results = message.results
         if self._results_screen is not None:
             self._results_screen.finish()
+        self.apply_count += 1
         fixed_oids = {r.plan.sequence.oid for r in results if r.ok}
         self.rates.forget(r.plan.sequence.oid for r in results if r.outcome == FIXED)
+        if not self.live_screen:
+            return
         for key in [k for k in self.selected if self.verdicts[k].sequence is not None
                     and self.verdicts[k].sequence.oid in fixed_oids]:
             self.selected.discard(key)
@@ -668,7 +684,6 @@ class SeqtuiApp(App[int]):
         else:
             fixed = sum(1 for r in results if r.outcome == FIXED)
             self.notify(f"{fixed} fixed, {len(results) - fixed} already fine.", title="Repair done")
-        self.apply_count += 1
         self.start_refresh()  # show the new state at once
 
     # -- copy -----------------------------------------------------------------------------------
@@ -782,6 +797,8 @@ class SeqtuiApp(App[int]):
         self.push_screen(HelpScreen(KEY_HELP, note))
 
     def action_quit(self) -> None:
+        self._exit_requested = True
+        self._cancel_timer()
         self.exit(0)
 
     # -- command palette ------------------------------------------------------------------------
@@ -806,6 +823,7 @@ class SeqtuiApp(App[int]):
         yield from super().get_system_commands(screen)
 
     def on_unmount(self) -> None:
+        self._exit_requested = True
         self._cancel_timer()
 
 
