@@ -9,6 +9,7 @@ and the selection survive refreshes.
 
 from __future__ import annotations
 
+import re
 import time
 from pathlib import Path
 from datetime import datetime
@@ -450,11 +451,12 @@ class SeqtuiApp(App[int]):
         if self.lost is not None:
             wait = max(0, round((self.retry_at or 0) - time.monotonic()))
             when = f"{self.last_refresh:%H:%M:%S}" if self.last_refresh else "the start"
+            # What the operator needs first (when it retries), then why: the reason may be long.
             state.append(" CONNECTION LOST ", style="bold white on red")
-            state.append(f" {self.lost} · table stale since {when} · ", style="red")
-            state.append("reconnecting… " if self.refreshing else
-                         ("paused: p or r reconnects " if self.paused else f"retry in {wait}s (r: now) "),
-                         style="red")
+            state.append(" reconnecting…" if self.refreshing else
+                         (" paused: p or r reconnects" if self.paused else f" retry in {wait}s (r: now)"),
+                         style="bold red")
+            state.append(f" · table stale since {when} · {_short_error(self.lost)} ", style="red")
         elif self.paused:
             state.append(" PAUSED ", style="bold black on yellow")
             state.append(" p resumes, r refreshes once ", style="yellow")
@@ -825,6 +827,11 @@ class SeqtuiApp(App[int]):
     def on_unmount(self) -> None:
         self._exit_requested = True
         self._cancel_timer()
+
+
+def _short_error(text: str) -> str:
+    """A connection error without the "(DATABASE_URL: postgresql://...)" part the header already shows."""
+    return re.sub(r"^could not connect \([^)]*\): ", "could not connect: ", text)
 
 
 NUMERIC = {c.key for c in COLUMNS if c.numeric}
