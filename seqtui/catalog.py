@@ -128,6 +128,26 @@ def _run_union(conn: psycopg.Connection, selects: list[sql.Composed]) -> list[tu
     return conn.execute(sql.SQL(" UNION ALL ").join(selects)).fetchall()
 
 
+def _run_unions_pipelined(conn: psycopg.Connection, chunks: list[list[sql.Composed]]) -> list[tuple] | None:
+    """Every chunk's UNION ALL in one pipeline, so the server works while we compose the next chunk.
+    A Sync after each chunk ends its implicit transaction (its locks are not held to the end) and
+    confines an error to it. Returns None if anything failed: these are reads, so the caller simply
+    reads again chunk by chunk and finds out which one failed."""
+    if len(chunks) < 2:
+        return None
+    try:
+        with conn.pipeline() as pipeline:
+            cursors = []
+            for selects in chunks:
+                cursors.append(conn.execute(sql.SQL(" UNION ALL ").join(selects)))
+                pipeline.sync()
+        return [row for cur in cursors for row in cur.fetchall()]
+    except psycopg.Error:
+        if conn.broken or conn.closed:
+            raise
+        return None
+
+
 def read_high_waters(conn: psycopg.Connection, targets: list[tuple[Consumer, bool]],
                      statement_timeout_ms: int) -> list[HighWater]:
     """max()/min() of every (consumer, ascending) target, in chunks, each under statement_timeout.
@@ -146,6 +166,12 @@ def read_high_waters(conn: psycopg.Connection, targets: list[tuple[Consumer, boo
     unindexed = [i for i in readable if not targets[i][0].indexed]
 
     with _statement_timeout(conn, statement_timeout_ms):
+        rows = _run_unions_pipelined(conn, [[_hw_select(i, *targets[i]) for i in chunk]
+                                            for chunk in _chunks(indexed)])
+        if rows is not None:
+            for i, value in rows:
+                results[i] = HighWater(value=None if value is None else int(value))
+            indexed = []
         for chunk in _chunks(indexed):
             try:
                 rows = _run_union(conn, [_hw_select(i, *targets[i]) for i in chunk])
@@ -181,6 +207,11 @@ def read_states(conn: psycopg.Connection, sequences: list[Sequence]) -> list[Seq
             i=sql.Literal(i), seq=sql.Identifier(seq.schema, seq.name))
 
     retry = []
+    rows = _run_unions_pipelined(conn, [[select(i) for i in chunk] for chunk in _chunks(readable)])
+    if rows is not None:
+        for i, last_value, is_called in rows:
+            results[i] = SequenceState(last_value, is_called)
+        readable = []
     for chunk in _chunks(readable):
         try:
             rows = _run_union(conn, [select(i) for i in chunk])

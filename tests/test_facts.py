@@ -404,3 +404,25 @@ def test_oneliners_run_as_is_in_bash_with_real_psql_for_hostile_names(db, server
     for i, name in enumerate(HOSTILE):
         assert db.conn.execute(sql.SQL("INSERT INTO {} DEFAULT VALUES RETURNING *").format(
             sql.Identifier(f"{name}{i}"))).fetchone() == (10,)
+
+
+def test_many_chunks_with_one_slow_table_still_complete(db):
+    """More consumers than one UNION ALL chunk: the pipelined fast path fails on the locked table, the
+    scan falls back to chunk-by-chunk reads and marks only that row."""
+    from seqtui.catalog import CHUNK
+
+    n = CHUNK + 20
+    db.execute(f"""DO $$ BEGIN FOR i IN 1..{n} LOOP
+        EXECUTE format('CREATE TABLE t%s (id serial PRIMARY KEY)', i);
+        EXECUTE format('INSERT INTO t%s VALUES (%s)', i, i);
+    END LOOP; END $$""")
+    holder = psycopg.connect(db.url)
+    try:
+        holder.execute("LOCK TABLE t7 IN ACCESS EXCLUSIVE MODE")
+        run = run_seqtui("check", "--json", "--statement-timeout", "0.5", url=db.url)
+    finally:
+        holder.close()
+    rows = {r["table"]: r for r in json.loads(run.out)["sequences"]}
+    assert len(rows) == n
+    assert rows["t7"]["status"] == "timeout"
+    assert all(r["status"] == "behind" and r["high_water"] == int(t[1:]) for t, r in rows.items() if t != "t7")
