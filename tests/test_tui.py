@@ -251,11 +251,11 @@ async def test_sort_by_key_and_header_click(db, tmp_path):
         await pilot.press("O")
         assert labels() == ["public.big.id", "public.mid.id", "public.small.id"]
         assert "sorted by next value ↓" in text_of(app, "state-line")
-        # clicking the "table" header sorts by table name
+        # a mouse click on the "table" header sorts by table name
         await move_to(pilot, app, "public.mid.id")
-        from seqtui.tui.app import SeqTable
-        app.table.post_message(SeqTable.HeaderSelected(app.table, app.table.columns["table"].key, 2,
-                                                        app.table.columns["table"].label))
+        table = app.table
+        x = sum(c.get_render_width(table) for c in table.ordered_columns[:2]) + 1  # inside "table"
+        await pilot.click("#table", offset=(x, 0))
         await until(pilot, lambda: app.sort_column == "table", "the header sort")
         assert labels() == ["public.big.id", "public.mid.id", "public.small.id"]
         assert app.current_key() == key_of(app, "public.mid.id")  # the cursor followed its row
@@ -283,6 +283,18 @@ async def test_refresh_updates_cells_keeps_cursor_selection_and_handles_new_and_
         await refreshed(pilot, app)
         assert {app.verdicts[k].label for k in displayed_keys(app)} == {"public.a.id", "public.c.id"}
         assert app.current_key() == key_of(app, "public.c.id")
+        # nothing changed in the database: nothing on screen is touched (the rate column settled
+        # on the refresh before)
+        await refreshed(pilot, app)
+        calls = []
+        original = app.table.update_cell
+        app.table.update_cell = lambda *a, **kw: (calls.append(a), original(*a, **kw))
+        await refreshed(pilot, app)
+        assert calls == []
+        db.execute("INSERT INTO public.c (id) VALUES (501)")
+        await refreshed(pilot, app)
+        assert [(str(k), col) for k, col, _ in calls] == [(key_of(app, "public.c.id"), "hw")]
+        app.table.update_cell = original
         # a dropped selected table leaves the selection
         db.execute("DROP TABLE public.a")
         await refreshed(pilot, app)
