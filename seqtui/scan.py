@@ -112,6 +112,16 @@ def watched_columns(conn: psycopg.Connection, watch) -> dict[tuple[str, str], se
     return {(s, t): set(cols) for s, t, cols in rows}
 
 
+def assemble(info: catalog.ServerInfo, verdicts: list[Verdict], observations, scope: Scope,
+             watched: dict) -> Report:
+    """The Report every face shows: watch rows added, worst first."""
+    if scope.watch:
+        verdicts = watch_rows(verdicts, scope.watch, watched)
+    verdicts = sorted(verdicts, key=severity)
+    return Report(database=info.as_json(), verdicts=tuple(verdicts), observations=tuple(observations),
+                  read_only=info.read_only or info.in_recovery, read_only_reason=info.read_only_reason)
+
+
 def scan(conn: psycopg.Connection, scope: Scope | None = None) -> Report:
     """A fresh, complete reading of the database within `scope`."""
     scope = scope or Scope()
@@ -119,8 +129,5 @@ def scan(conn: psycopg.Connection, scope: Scope | None = None) -> Report:
     discovered = narrow(catalog.discover(conn), scope)
     observations = catalog.observe(conn, discovered, scope.statement_timeout_ms)
     verdicts = [v for obs in observations for v in judge(obs, scope.thresholds)]
-    if scope.watch:
-        verdicts = watch_rows(verdicts, scope.watch, watched_columns(conn, scope.watch))
-    verdicts.sort(key=severity)
-    return Report(database=info.as_json(), verdicts=tuple(verdicts), observations=tuple(observations),
-                  read_only=info.read_only or info.in_recovery, read_only_reason=info.read_only_reason)
+    watched = watched_columns(conn, scope.watch) if scope.watch else {}
+    return assemble(info, verdicts, observations, scope, watched)
