@@ -141,8 +141,10 @@ class ResultsScreen(ModalScreen[None]):
         self._show()
 
     def _show(self) -> None:
-        if self.is_mounted:
-            self.query_one("#results-text", Static).update(result_text(self.results, self.total, self.done))
+        # The operator may close this panel while the repair goes on; later results then have nowhere
+        # to go here (they still reach app.last_results and the closing notification).
+        for text in self.query("#results-text").results(Static):
+            text.update(result_text(self.results, self.total, self.done))
 
     def on_mount(self) -> None:
         self._show()
