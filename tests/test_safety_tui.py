@@ -18,62 +18,57 @@ from test_tui import SIZE, key_of, make_app, started, text_of, until
 pytestmark = pytest.mark.asyncio
 
 
-def seqtui_waiting_on_a_lock(db) -> bool:
-    return db.scalar("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'seqtui' "
-                     "AND wait_event_type = 'Lock'") > 0
-
-
-async def test_ui_stays_responsive_while_a_repair_waits_on_a_lock(db, tmp_path):
-    db.execute("""
-        CREATE TABLE busy (id serial PRIMARY KEY); INSERT INTO busy VALUES (10);
-        CREATE TABLE idle (id serial PRIMARY KEY); INSERT INTO idle VALUES (20);
-    """)
-    holder = psycopg.connect(db.url)
-    holder.execute("LOCK TABLE busy IN ROW EXCLUSIVE MODE")  # an application's open write transaction
-    app = make_app(db.url, tmp_path, lock_timeout=30)
-    try:
-        async with app.run_test(size=SIZE) as pilot:
-            await started(pilot, app)
-            await pilot.press("b", "f")
-            await until(pilot, lambda: isinstance(app.screen, PreviewScreen), "the preview")
-            await pilot.press("y")
-            await until(pilot, lambda: seqtui_waiting_on_a_lock(db), "the repair to wait on the lock")
-            # While the repair waits, the UI still answers keys: close the results panel, open help.
-            assert isinstance(app.screen, ResultsScreen)
-            await pilot.press("escape", "question_mark")
-            await until(pilot, lambda: isinstance(app.screen, HelpScreen), "the help screen")
-            assert app.apply_count == 0 and seqtui_waiting_on_a_lock(db)  # the repair is still waiting
-            await pilot.press("escape")
-            holder.rollback()  # the application's transaction ends: the lock is granted
-            await until(pilot, lambda: app.apply_count == 1, "the repair")
-            results = "\n".join(r.line() for r in app.last_results)
-            assert "fixed      public.busy_id_seq: next 1 -> 11" in results
-            assert "fixed      public.idle_id_seq: next 1 -> 21" in results
-    finally:
-        holder.close()
-    assert db.insert_default("busy") == 11 and db.insert_default("idle") == 21
-
-
-async def test_lock_timeout_in_the_ui_names_the_table_and_fixes_the_others(db, tmp_path):
+@pytest.fixture
+def busy_and_idle(db):
+    """Two behind tables; `busy` is locked by an application's open write transaction."""
     db.execute("""
         CREATE TABLE busy (id serial PRIMARY KEY); INSERT INTO busy VALUES (10);
         CREATE TABLE idle (id serial PRIMARY KEY); INSERT INTO idle VALUES (20);
     """)
     holder = psycopg.connect(db.url)
     holder.execute("LOCK TABLE busy IN ROW EXCLUSIVE MODE")
+    yield holder
+    holder.close()
+
+
+def seqtui_waiting_on_a_lock(db) -> bool:
+    return db.scalar("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'seqtui' "
+                     "AND wait_event_type = 'Lock'") > 0
+
+
+async def test_ui_stays_responsive_while_a_repair_waits_on_a_lock(db, busy_and_idle, tmp_path):
+    app = make_app(db.url, tmp_path, lock_timeout=30)
+    async with app.run_test(size=SIZE) as pilot:
+        await started(pilot, app)
+        await pilot.press("b", "f")
+        await until(pilot, lambda: isinstance(app.screen, PreviewScreen), "the preview")
+        await pilot.press("y")
+        await until(pilot, lambda: seqtui_waiting_on_a_lock(db), "the repair to wait on the lock")
+        # While the repair waits, the UI still answers keys: close the results panel, open help.
+        assert isinstance(app.screen, ResultsScreen)
+        await pilot.press("escape", "question_mark")
+        await until(pilot, lambda: isinstance(app.screen, HelpScreen), "the help screen")
+        assert app.apply_count == 0 and seqtui_waiting_on_a_lock(db)  # the repair is still waiting
+        await pilot.press("escape")
+        busy_and_idle.rollback()  # the application's transaction ends: the lock is granted
+        await until(pilot, lambda: app.apply_count == 1, "the repair")
+        results = "\n".join(r.line() for r in app.last_results)
+        assert "fixed      public.busy_id_seq: next 1 -> 11" in results
+        assert "fixed      public.idle_id_seq: next 1 -> 21" in results
+    assert db.insert_default("busy") == 11 and db.insert_default("idle") == 21
+
+
+async def test_lock_timeout_in_the_ui_names_the_table_and_fixes_the_others(db, busy_and_idle, tmp_path):
     app = make_app(db.url, tmp_path, lock_timeout=0.3)
-    try:
-        async with app.run_test(size=SIZE) as pilot:
-            await started(pilot, app)
-            await pilot.press("b", "f")
-            await until(pilot, lambda: isinstance(app.screen, PreviewScreen), "the preview")
-            await pilot.press("y")
-            await until(pilot, lambda: app.apply_count == 1, "the repair")
-            results = text_of(app, "results-text")
-            assert "lock on public.busy not granted within 0.3s" in results and "held by pid" in results
-            assert "fixed      public.idle_id_seq" in results
-    finally:
-        holder.close()
+    async with app.run_test(size=SIZE) as pilot:
+        await started(pilot, app)
+        await pilot.press("b", "f")
+        await until(pilot, lambda: isinstance(app.screen, PreviewScreen), "the preview")
+        await pilot.press("y")
+        await until(pilot, lambda: app.apply_count == 1, "the repair")
+        results = text_of(app, "results-text")
+        assert "lock on public.busy not granted within 0.3s" in results and "held by pid" in results
+        assert "fixed      public.idle_id_seq" in results
     assert db.next_value("public.busy_id_seq") == 1
     assert db.insert_default("idle") == 21
 
