@@ -146,6 +146,7 @@ class Verdict:
     capacity_level: CapacityLevel | None = None
     gap: int | None = None  # values skipped between hw and next (sequence ahead): information only
     fixable: bool = False   # the sequence is behind and setval can repair it
+    blocker: str | None = None  # behind but not fixable: why, and what to do instead
     detail: str | None = None
     watched: bool = False
     watch_target: tuple[str | None, str, str | None] | None = None  # MISSING rows: (schema, table, column)
@@ -274,6 +275,13 @@ def judge(obs: Observation, thresholds: Thresholds = Thresholds()) -> list[Verdi
                 if c.comparable and hw.error is None]
     seq_hw = combined_high_water(measured, seq.increment)
     seq_fixable, unfixable_why = (True, None) if seq_hw is None else fix_target(seq, seq_hw)
+    # A consumer we may not read would be invisible to the fix too: its ids could stay above the target.
+    blind = [c for c, hw in zip(obs.consumers, obs.high_waters)
+             if c.comparable and hw.error is Status.UNREADABLE]
+    if blind and seq_fixable:
+        seq_fixable, unfixable_why = False, (
+            f"cannot read {', '.join(f'{c.schema}.{c.table}' for c in blind)}, which also draws from this "
+            "sequence: a fix could not see its ids (grant SELECT on it, or fix as its owner)")
     cache_note = (f" CACHE {seq.cache}: sessions may still hand out values cached before the fix; "
                   "recycle connection pools afterwards.") if seq.cache > 1 else ""
 
@@ -306,14 +314,11 @@ def judge(obs: Observation, thresholds: Thresholds = Thresholds()) -> list[Verdi
                                     detail="table is empty: the sequence is left alone", **common))
         elif is_behind(nxt, hw.value, seq.increment):
             detail = f"next value {nxt} is already used ({'highest' if seq.ascending else 'lowest'} id {hw.value})"
-            if not seq_fixable:
-                detail += "; " + unfixable_why
-            elif seq.can_update is False:
-                detail += "; no UPDATE privilege on the sequence: cannot setval"
-            else:
-                detail += "." + cache_note
+            blocker = unfixable_why if not seq_fixable else (
+                None if seq.can_update else "no UPDATE privilege on the sequence: setval is refused")
+            detail += f"; {blocker}" if blocker else "." + cache_note
             verdicts.append(Verdict(Status.BEHIND, high_water=hw.value, capacity_used=frac,
-                                    capacity_level=level, fixable=seq_fixable and seq.can_update,
+                                    capacity_level=level, fixable=blocker is None, blocker=blocker,
                                     detail=detail, **common))
         else:
             # Measured from the hw over all consumers: a shared sequence is not "ahead" of one table

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from psycopg import sql
 
-from .model import Consumer, Sequence, Status, Verdict, fix_target
+from .model import Consumer, Sequence, Status, Verdict
 from .text import one_line
 
 DEFAULT_LOCK_TIMEOUT = 5.0  # seconds: how long a fix may make writers wait
@@ -150,9 +150,10 @@ def plans_from_verdicts(verdicts, *, include_all: bool = False) -> list[FixPlan]
             continue
         seq, first = rows[0].sequence, rows[0]
         hw = first.sequence_high_water
-        fixable, reason = (True, None) if hw is None else fix_target(seq, hw)
-        if needs_fix and fixable and not seq.can_update:
-            fixable, reason = False, "no UPDATE privilege on the sequence: setval is refused"
+        behind = [v for v in rows if v.status is Status.BEHIND]
+        # judge() already decided whether setval can help (bounds, privileges, unreadable consumers)
+        blockers = [v.blocker for v in behind if v.blocker]
+        fixable, reason = (False, blockers[0]) if blockers else (True, None)
         plans.append(FixPlan(sequence=seq, consumers=lock_order(usable), next_value=first.next_value,
                              high_water=hw if needs_fix else None, fixable=fixable, reason=reason))
     return sorted(plans, key=lambda p: p.sequence.qualified)

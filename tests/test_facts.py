@@ -426,3 +426,26 @@ def test_many_chunks_with_one_slow_table_still_complete(db):
     assert len(rows) == n
     assert rows["t7"]["status"] == "timeout"
     assert all(r["status"] == "behind" and r["high_water"] == int(t[1:]) for t, r in rows.items() if t != "t7")
+
+
+def test_shared_sequence_with_an_unreadable_consumer_is_not_called_fixable(db):
+    role = f"{db.name}_half"
+    db.execute(f"""
+        CREATE SEQUENCE shared;
+        CREATE TABLE visible (id int DEFAULT nextval('shared') PRIMARY KEY); INSERT INTO visible VALUES (5);
+        CREATE TABLE hidden (id int DEFAULT nextval('shared') PRIMARY KEY); INSERT INTO hidden VALUES (900);
+        DROP ROLE IF EXISTS {role}; CREATE ROLE {role} LOGIN PASSWORD 'x';
+        GRANT SELECT, UPDATE ON visible, shared TO {role};
+    """)
+    url = make_conninfo(db.url, user=role, password="x")
+    try:
+        report = json.loads(run_seqtui("check", "--json", url=url).out)
+        visible, hidden = only_row(report, "visible"), only_row(report, "hidden")
+        assert hidden["status"] == "unreadable"
+        assert visible["status"] == "behind" and visible["fixable"] is False and visible["fix_sql"] is None
+        assert "cannot read public.hidden" in visible["detail"]
+        run = run_seqtui("fix", "--yes", url=url)
+        assert run.code == 1 and "cannot read public.hidden" in run.out
+        assert db.next_value("public.shared") == 1  # not moved to 6, which would still collide with 900
+    finally:
+        db.execute(f"DROP OWNED BY {role}; DROP ROLE {role}")
