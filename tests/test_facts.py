@@ -449,3 +449,23 @@ def test_shared_sequence_with_an_unreadable_consumer_is_not_called_fixable(db):
         assert db.next_value("public.shared") == 1  # not moved to 6, which would still collide with 900
     finally:
         db.execute(f"DROP OWNED BY {role}; DROP ROLE {role}")
+
+
+def test_read_only_role_reads_everything_and_refuses_to_fix(db):
+    role = f"{db.name}_ro_role"
+    db.execute(f"""
+        CREATE TABLE t (id serial PRIMARY KEY); INSERT INTO t VALUES (3);
+        DROP ROLE IF EXISTS {role}; CREATE ROLE {role} LOGIN PASSWORD 'x';
+        GRANT SELECT, UPDATE ON t, t_id_seq TO {role};
+        ALTER ROLE {role} SET default_transaction_read_only = on;
+    """)
+    url = make_conninfo(db.url, user=role, password="x")
+    try:
+        report = json.loads(run_seqtui("check", "--json", url=url).out)
+        assert report["database"]["read_only"] is True
+        assert only_row(report, "t")["status"] == "behind"
+        run = run_seqtui("fix", "--yes", url=url)
+        assert run.code == 1 and "read-only" in run.err
+        assert db.next_value("public.t_id_seq") == 1
+    finally:
+        db.execute(f"DROP OWNED BY {role}; DROP ROLE {role}")
