@@ -150,7 +150,7 @@ def _progress(message: str):
 
 
 def cmd_check(args, target, config) -> int:
-    from .output import check_table, report_json
+    from .output import DETAIL_WIDTH, check_notes, check_table, report_json
 
     with _connection(target) as conn, _progress("scanning sequences…"):
         report = scan(conn, _scope(args, target, config))
@@ -165,7 +165,10 @@ def cmd_check(args, target, config) -> int:
         console = Console()
         if not console.is_terminal:  # pipes and CI logs: no 80-column squeeze
             console = Console(width=max(console.width, 200))
-        console.print(check_table(report))
+        console.print(check_table(report, console.width))
+        if console.width < DETAIL_WIDTH:
+            for note in check_notes(report):
+                console.print(f"• {note}", highlight=False, markup=False)
     return code
 
 

@@ -239,6 +239,16 @@ def capacity_used(seq: Sequence, state: SequenceState, column_type: str | None,
     return min(1.0, max(0.0, used / span))
 
 
+def capacity_note(seq: Sequence, column_type: str | None, fraction: float) -> str:
+    """Which limit is near, and what to do about it."""
+    lo, hi = usable_range(seq, column_type)
+    end = hi if seq.ascending else lo
+    by_column = end != (seq.max_value if seq.ascending else seq.min_value)
+    what = f"the {column_type} column" if by_column else "the sequence's " + ("MAXVALUE" if seq.ascending else "MINVALUE")
+    fix = "ALTER TABLE ... ALTER COLUMN ... TYPE bigint" if by_column else "ALTER SEQUENCE ... AS bigint"
+    return f"{fraction:.0%} of the range used: {what} runs out at {end:,} (widen it: {fix})"
+
+
 def capacity_level(fraction: float, thresholds: Thresholds) -> CapacityLevel:
     if fraction >= thresholds.critical:
         return CapacityLevel.CRITICAL
@@ -324,11 +334,11 @@ def judge(obs: Observation, thresholds: Thresholds = Thresholds()) -> list[Verdi
             # Measured from the hw over all consumers: a shared sequence is not "ahead" of one table
             # just because another table took the values in between.
             gap = max(0, abs(nxt - seq_hw) // abs(seq.increment) - 1)
-            detail = None
+            notes = [capacity_note(seq, consumer.column_type, frac)] if level is not CapacityLevel.OK else []
             if gap > 0:
-                detail = f"sequence is {gap} value(s) ahead of the data (harmless; never rewound)"
+                notes.append(f"sequence is {gap:,} value(s) ahead of the data (harmless; never rewound)")
             verdicts.append(Verdict(Status.OK, high_water=hw.value, capacity_used=frac, capacity_level=level,
-                                    gap=gap, detail=detail, **common))
+                                    gap=gap, detail="; ".join(notes) or None, **common))
     return verdicts
 
 

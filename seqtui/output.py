@@ -108,28 +108,51 @@ def summary_line(report: Report) -> str:
     return " · ".join(parts) if parts else "no sequences found"
 
 
-def check_table(report: Report) -> "Table":
+def _status_text(v: Verdict) -> "Text":
+    from rich.text import Text
+
+    level = v.capacity_level
+    if level in (CapacityLevel.WARNING, CapacityLevel.CRITICAL) and v.status is not Status.BEHIND:
+        return Text(f"{v.status.value} ({level.value})", style=LEVEL_STYLE[level])
+    return Text(v.status.value, style=STATUS_STYLE[v.status])
+
+
+# Columns of `check`, most important first, with the terminal width from which each is shown; the
+# detail column needs room, and on narrower terminals details follow the table as a list instead.
+CHECK_COLUMNS = [
+    ("status", 0, {"no_wrap": True}, _status_text),
+    ("used by", 0, {"overflow": "fold", "min_width": 14, "ratio": 2}, row_target),
+    ("next", 0, {"justify": "right", "no_wrap": True}, lambda v: fmt_int(v.next_value)),
+    ("high water", 0, {"justify": "right", "no_wrap": True}, lambda v: fmt_int(v.high_water)),
+    ("used", 0, {"justify": "right", "no_wrap": True}, fmt_capacity),
+    ("gap", 100, {"justify": "right", "no_wrap": True}, lambda v: fmt_int(v.gap or None)),
+    ("sequence", 120, {"overflow": "fold", "min_width": 14, "ratio": 2},
+     lambda v: v.sequence.display_name if v.sequence else ""),
+    ("detail", 150, {"overflow": "fold", "min_width": 30, "ratio": 3}, lambda v: v.detail or ""),
+]
+DETAIL_WIDTH = 150
+
+
+def check_table(report: Report, width: int = 200) -> "Table":
     # rich is imported here, not at the top: `check --json` and `sql` never pay for it.
     from rich.table import Table
-    from rich.text import Text
 
     db = report.database
     title = f"{db['name']} on {db.get('host') or 'local socket'} as {db['user']} (PostgreSQL {db['server_version']})"
     if report.read_only_reason:
         title += f" — read-only: {report.read_only_reason}"
+    columns = [c for c in CHECK_COLUMNS if width >= c[1]]
     table = Table(title=title, title_justify="left", caption=summary_line(report), caption_justify="left",
-                  show_lines=False, expand=False)
-    num = {"justify": "right", "no_wrap": True}
-    for name, kw in [("status", {"no_wrap": True}), ("sequence", {"overflow": "fold"}),
-                     ("used by", {"overflow": "fold"}), ("next", num), ("high water", num), ("gap", num),
-                     ("used", num), ("detail", {"overflow": "fold", "min_width": 20})]:
+                  expand=width < DETAIL_WIDTH)
+    for name, _, kw, _ in columns:
         table.add_column(name, **kw)
     for v in report.verdicts:
-        level = v.capacity_level
-        status = Text(v.status.value, style=STATUS_STYLE[v.status])
-        if level in (CapacityLevel.WARNING, CapacityLevel.CRITICAL) and v.status is not Status.BEHIND:
-            status = Text(f"{v.status.value} ({level.value})", style=LEVEL_STYLE[level])
-        table.add_row(status, v.sequence.display_name if v.sequence else "", row_target(v),
-                      fmt_int(v.next_value), fmt_int(v.high_water), fmt_int(v.gap or None),
-                      fmt_capacity(v), v.detail or "")
+        table.add_row(*(cell(v) for _, _, _, cell in columns))
     return table
+
+
+def check_notes(report: Report) -> list[str]:
+    """The details of rows that need attention, for terminals too narrow for the detail column."""
+    return [f"{row_target(v)}: {v.detail}" for v in report.verdicts
+            if v.detail and (v.status not in (Status.OK, Status.EMPTY, Status.UNUSED) or
+                             v.capacity_level in (CapacityLevel.WARNING, CapacityLevel.CRITICAL))]

@@ -205,6 +205,7 @@ def test_capacity_counts_the_narrower_column_type(db):
     # The bigint sequence is ~0% used, but the int4 column runs out at 2,147,483,647.
     assert narrow["capacity_used"] == pytest.approx(2000000000 / (2**31 - 1), rel=1e-6)
     assert narrow["capacity_level"] == "critical" and narrow["status"] == "ok"
+    assert "the integer column runs out at 2,147,483,647" in narrow["detail"]
     d = only_row(report, "d")
     assert d["capacity_used"] == pytest.approx(81 / 101, rel=1e-6)  # counted downwards from MAXVALUE 0
     assert d["capacity_level"] == "warning"
