@@ -15,7 +15,7 @@ import psycopg
 from psycopg import errors
 
 from .model import SequenceState, next_value
-from .repair import DEFAULT_LOCK_TIMEOUT, FixPlan, locked_tables, transaction_sql
+from .repair import DEFAULT_LOCK_TIMEOUT, DEFAULT_STATEMENT_TIMEOUT, FixPlan, locked_tables, transaction_sql
 
 FIXED, UNCHANGED, FAILED, SKIPPED, UNKNOWN = "fixed", "unchanged", "failed", "skipped", "unknown"
 
@@ -59,8 +59,8 @@ def _lock_holders(conn: psycopg.Connection, tables) -> str:
                                     for rel, pid, mode, app, user in rows)
 
 
-def apply_plan(conn: psycopg.Connection, plan: FixPlan,
-               lock_timeout: float = DEFAULT_LOCK_TIMEOUT) -> FixResult:
+def apply_plan(conn: psycopg.Connection, plan: FixPlan, lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
+               statement_timeout: float = DEFAULT_STATEMENT_TIMEOUT) -> FixResult:
     """Fix one sequence. `conn` must be in autocommit mode: the BEGIN/COMMIT are the plan's own.
 
     The transaction goes as one query string: one round trip, and if a statement fails the server
@@ -69,7 +69,7 @@ def apply_plan(conn: psycopg.Connection, plan: FixPlan,
         return FixResult(plan, FAILED, plan.next_value, plan.next_value, plan.reason)
     inc = plan.sequence.increment
     try:
-        cur = conn.execute(transaction_sql(plan, lock_timeout))
+        cur = conn.execute(transaction_sql(plan, lock_timeout, statement_timeout))
         found = None
         while True:  # results in statement order; only the fix statement returns a row
             if cur.description is not None:
@@ -117,7 +117,8 @@ def _first_line(exc: BaseException) -> str:
 
 def apply_plans(conn: psycopg.Connection, plans: Iterable[FixPlan],
                 lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
-                on_result: Callable[[FixResult], None] | None = None) -> list[FixResult]:
+                on_result: Callable[[FixResult], None] | None = None,
+                statement_timeout: float = DEFAULT_STATEMENT_TIMEOUT) -> list[FixResult]:
     """Apply each plan in turn. After a lost connection the rest are skipped, never retried."""
     results = []
     lost = False
@@ -125,7 +126,7 @@ def apply_plans(conn: psycopg.Connection, plans: Iterable[FixPlan],
         if lost:
             result = FixResult(plan, SKIPPED, plan.next_value, None, "not attempted: the connection was lost")
         else:
-            result = apply_plan(conn, plan, lock_timeout)
+            result = apply_plan(conn, plan, lock_timeout, statement_timeout)
             lost = result.outcome == UNKNOWN
         results.append(result)
         if on_result:

@@ -60,7 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--schema", metavar="S", action="append",
                    help="only sequences in or used by schema S (repeatable)")
     g.add_argument("--statement-timeout", metavar="SECONDS", type=_positive(float),
-                   help="limit for each high-water query (default: 10)")
+                   help="limit for each high-water query, and for each statement of a fix while it holds "
+                        "its locks (default: 10)")
 
     ui = argparse.ArgumentParser(add_help=False, argument_default=argparse.SUPPRESS)
     u = ui.add_argument_group("terminal UI")
@@ -180,12 +181,12 @@ def cmd_sql(args, target, config) -> int:
         for plan in plans:
             print(f"# {describe(plan)}")
             if plan.fixable:
-                print(oneliner(plan, args.lock_timeout))
+                print(oneliner(plan, args.lock_timeout, statement_timeout=args.statement_timeout))
         return EXIT_OK
     db = report.database
     header = (f"seqtui {__version__}: {'every sequence (idempotent)' if args.all else 'sequences behind their data'}"
               f" in database {db['name']}\nRun with: psql \"$DATABASE_URL\" -f THIS_FILE")
-    sys.stdout.write(script(plans, args.lock_timeout, header=header))
+    sys.stdout.write(script(plans, args.lock_timeout, header=header, statement_timeout=args.statement_timeout))
     return EXIT_OK
 
 
@@ -218,7 +219,8 @@ def cmd_fix(args, target, config) -> int:
         if args.dry_run:
             for plan in fixable:
                 print()
-                print("\n".join(render(s) + ";" for s in transaction_statements(plan, args.lock_timeout)))
+                print("\n".join(render(s) + ";" for s in
+                                 transaction_statements(plan, args.lock_timeout, args.statement_timeout)))
             print("\ndry run: nothing changed")
             return EXIT_OK
         if fixable and not args.yes:
@@ -235,7 +237,8 @@ def cmd_fix(args, target, config) -> int:
             audit.record(result)
             print(f"[{next(done)}/{len(plans)}] {result.line()}", flush=True)
 
-        results = apply_plans(conn, plans, args.lock_timeout, on_result=report_result)
+        results = apply_plans(conn, plans, args.lock_timeout, on_result=report_result,
+                              statement_timeout=args.statement_timeout)
     cached = [r.plan.sequence.display_name for r in results if r.outcome == "fixed" and r.plan.sequence.cache > 1]
     if cached:
         print(f"note: {', '.join(cached)} use CACHE > 1: pooled connections may still hand out values cached "

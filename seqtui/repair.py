@@ -15,7 +15,10 @@ from psycopg import sql
 from .model import Consumer, Sequence, Status, Verdict
 from .text import one_line
 
-DEFAULT_LOCK_TIMEOUT = 5.0  # seconds: how long a fix may make writers wait
+DEFAULT_LOCK_TIMEOUT = 5.0  # seconds: how long a fix may wait for its locks
+# seconds: how long one statement of a fix may run while it holds its locks (writers wait meanwhile);
+# bounds a max() that has to scan an unindexed table.
+DEFAULT_STATEMENT_TIMEOUT = 10.0
 
 
 @dataclass(frozen=True)
@@ -106,18 +109,27 @@ def lock_statements(consumers: tuple[Consumer, ...]) -> list[sql.Composed]:
     return [sql.Composed([_LOCK, sql.Identifier(c.schema, c.table), _EXCLUSIVE]) for c in locked_tables(consumers)]
 
 
-def lock_timeout_statement(seconds: float) -> sql.Composed:
+def _duration(seconds: float) -> sql.Literal:
     ms = int(round(seconds * 1000))
-    return sql.SQL("SET LOCAL lock_timeout = {}").format(sql.Literal(f"{ms // 1000}s" if ms % 1000 == 0 else f"{ms}ms"))
+    return sql.Literal(f"{ms // 1000}s" if ms % 1000 == 0 else f"{ms}ms")
+
+
+def lock_timeout_statement(seconds: float) -> sql.Composed:
+    return sql.SQL("SET LOCAL lock_timeout = {}").format(_duration(seconds))
+
+
+def statement_timeout_statement(seconds: float) -> sql.Composed:
+    return sql.SQL("SET LOCAL statement_timeout = {}").format(_duration(seconds))
 
 
 _BEGIN, _COMMIT = sql.SQL("BEGIN"), sql.SQL("COMMIT")
 
 
-def transaction_statements(plan: FixPlan, lock_timeout: float = DEFAULT_LOCK_TIMEOUT) -> list[sql.Composable]:
+def transaction_statements(plan: FixPlan, lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
+                           statement_timeout: float = DEFAULT_STATEMENT_TIMEOUT) -> list[sql.Composable]:
     """The whole safe fix of one sequence: the statements apply.py runs, in order."""
-    return [_BEGIN, lock_timeout_statement(lock_timeout), *lock_statements(plan.consumers),
-            fix_statement(plan.sequence, plan.consumers), _COMMIT]
+    return [_BEGIN, lock_timeout_statement(lock_timeout), statement_timeout_statement(statement_timeout),
+            *lock_statements(plan.consumers), fix_statement(plan.sequence, plan.consumers), _COMMIT]
 
 
 def render(stmt: sql.Composable) -> str:
@@ -127,10 +139,11 @@ def render(stmt: sql.Composable) -> str:
 _STATEMENT_SEPARATOR = sql.SQL(";\n")
 
 
-def transaction_sql(plan: FixPlan, lock_timeout: float = DEFAULT_LOCK_TIMEOUT) -> sql.Composed:
+def transaction_sql(plan: FixPlan, lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
+                    statement_timeout: float = DEFAULT_STATEMENT_TIMEOUT) -> sql.Composed:
     """The whole transaction as one query string, exactly as the script prints it. Sent as one message
     (simple query protocol): one round trip per sequence, and an error skips the rest, COMMIT included."""
-    return _STATEMENT_SEPARATOR.join(transaction_statements(plan, lock_timeout))
+    return _STATEMENT_SEPARATOR.join(transaction_statements(plan, lock_timeout, statement_timeout))
 
 
 def plans_from_verdicts(verdicts, *, include_all: bool = False) -> list[FixPlan]:
@@ -173,7 +186,8 @@ def describe(plan: FixPlan) -> str:
     return one_line(text)
 
 
-def script(plans: list[FixPlan], lock_timeout: float = DEFAULT_LOCK_TIMEOUT, header: str | None = None) -> str:
+def script(plans: list[FixPlan], lock_timeout: float = DEFAULT_LOCK_TIMEOUT, header: str | None = None,
+           statement_timeout: float = DEFAULT_STATEMENT_TIMEOUT) -> str:
     """A psql-runnable script: one short transaction per sequence, so a busy table only fails its own
     sequence and the others are still fixed (psql goes on after an error unless ON_ERROR_STOP is set)."""
     out = []
@@ -187,18 +201,19 @@ def script(plans: list[FixPlan], lock_timeout: float = DEFAULT_LOCK_TIMEOUT, hea
         out.append(f"-- {describe(plan)}")
         if not plan.fixable:
             continue
-        for stmt in transaction_statements(plan, lock_timeout):
+        for stmt in transaction_statements(plan, lock_timeout, statement_timeout):
             out.append(render(stmt) + ";")
         if plan.sequence.cache > 1:
             out.append(f"-- CACHE {plan.sequence.cache}: recycle connection pools after this fix.")
     return "\n".join(out) + "\n"
 
 
-def oneliner(plan: FixPlan, lock_timeout: float = DEFAULT_LOCK_TIMEOUT, url_var: str = "DATABASE_URL") -> str:
+def oneliner(plan: FixPlan, lock_timeout: float = DEFAULT_LOCK_TIMEOUT, url_var: str = "DATABASE_URL",
+             statement_timeout: float = DEFAULT_STATEMENT_TIMEOUT) -> str:
     """A psql command that runs as-is in a POSIX shell with $DATABASE_URL set, for any identifier.
     One -c per statement (psql runs them in one session, so BEGIN ... COMMIT holds) and ON_ERROR_STOP,
     so a lock timeout stops before the setval and exits non-zero."""
     parts = [f'psql "${url_var}"', "-v", "ON_ERROR_STOP=1"]
-    for stmt in transaction_statements(plan, lock_timeout):
+    for stmt in transaction_statements(plan, lock_timeout, statement_timeout):
         parts += ["-c", shlex.quote(render(stmt))]
     return " ".join(parts)

@@ -470,3 +470,25 @@ def test_read_only_role_reads_everything_and_refuses_to_fix(db):
         assert db.next_value("public.t_id_seq") == 1
     finally:
         db.execute(f"DROP OWNED BY {role}; DROP ROLE {role}")
+
+
+def test_statement_timeout_bounds_every_statement_of_a_fix(db):
+    """A fix holds locks that make writers wait: no statement in it may run longer than the limit."""
+    from seqtui.apply import apply_plans
+    from seqtui.connect import connect, resolve
+    from seqtui.repair import plans_from_verdicts
+    from seqtui.scan import scan
+
+    db.execute("CREATE TABLE t (id serial PRIMARY KEY); INSERT INTO t VALUES (5)")
+    holder = psycopg.connect(db.url)
+    try:
+        holder.execute("LOCK TABLE t IN ROW EXCLUSIVE MODE")
+        with connect(resolve(db.url)) as conn:
+            plans = plans_from_verdicts(scan(conn).verdicts)
+            (result,) = apply_plans(conn, plans, lock_timeout=30, statement_timeout=0.2)
+    finally:
+        holder.close()
+    assert result.outcome == "failed" and "statement timeout" in result.reason
+    assert db.next_value("public.t_id_seq") == 1
+    script = run_seqtui("sql", "--statement-timeout", "2.5", url=db.url).out
+    assert "SET LOCAL statement_timeout = '2500ms';" in script
