@@ -166,6 +166,27 @@ def build(admin_url: str, dbname: str, n: int) -> str:
     return url
 
 
+def start_server(dsn: str | None) -> tuple[EmbeddedServer | None, str]:
+    """(server, admin URL): `dsn` as given, or else an embedded server started for the run."""
+    if dsn:
+        return None, dsn
+    root = Path("/var/tmp" if os.geteuid() == 0 else tempfile.gettempdir()) / f"seqtui-bench-{os.getpid()}"
+    server = EmbeddedServer(root / "data", password=None)
+    server.init()
+    with open(server.data_dir / "postgresql.conf", "a") as conf:
+        # the server-side baselines touch every table in one transaction
+        conf.write("max_locks_per_transaction = 1024\n")
+    server.start()
+    return server, server.url()
+
+
+def stop_server(server: EmbeddedServer | None) -> None:
+    if server is not None:
+        server.stop("immediate")
+        import shutil
+        shutil.rmtree(server.data_dir.parent, ignore_errors=True)
+
+
 def run_size(admin_url: str, n: int, repeat: int, psql: str, workdir: Path) -> dict:
     dbname = f"seqtui_bench_{n}"
     t0 = time.perf_counter()
@@ -239,19 +260,8 @@ def main() -> int:
     args = parser.parse_args()
 
     workdir = Path(tempfile.mkdtemp(prefix="seqtui-bench-"))
-    server = None
     psql = str(runnable_bin_dir() / "psql")
-    if args.dsn:
-        admin_url = args.dsn
-    else:
-        root = Path("/var/tmp" if os.geteuid() == 0 else tempfile.gettempdir()) / f"seqtui-bench-{os.getpid()}"
-        server = EmbeddedServer(root / "data", password=None)
-        server.init()
-        with open(server.data_dir / "postgresql.conf", "a") as conf:
-            # the server-side baselines touch every table in one transaction
-            conf.write("max_locks_per_transaction = 1024\n")
-        server.start()
-        admin_url = server.url()
+    server, admin_url = start_server(args.dsn)
     try:
         all_results = []
         for n in args.tables:
@@ -264,10 +274,7 @@ def main() -> int:
         out.write_text(json.dumps({"meta": meta, "results": all_results}, indent=2))
         print(f"\nresults written to {out}")
     finally:
-        if server is not None:
-            server.stop("immediate")
-            import shutil
-            shutil.rmtree(server.data_dir.parent, ignore_errors=True)
+        stop_server(server)
     return 0
 
 

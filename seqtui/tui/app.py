@@ -13,9 +13,11 @@ import re
 import time
 from pathlib import Path
 from datetime import datetime
+from collections.abc import Mapping
 from typing import Callable, Iterable
 
 import psycopg
+from rich.cells import cell_len
 from rich.text import Text
 from textual import on, work
 from textual.app import App, ComposeResult, SystemCommand
@@ -24,7 +26,9 @@ from textual.containers import Container, VerticalScroll
 from textual.message import Message
 from textual.screen import Screen
 from textual.timer import Timer
+from textual._two_way_dict import TwoWayDict
 from textual.widgets import DataTable, Footer, Input, Static
+from textual.widgets._data_table import Row, RowKey
 
 from ..apply import FAILED, FIXED, FixResult, apply_plans
 from ..audit import AuditError, AuditLog, default_path as default_audit_path
@@ -33,11 +37,13 @@ from ..connect import ConnectError, Target, connect
 from ..model import Report, Status, Verdict
 from ..output import summary_line
 from ..repair import DEFAULT_LOCK_TIMEOUT, FixPlan, describe, oneliner, plans_from_verdicts, script
-from ..scan import Scope, scan
+from ..refresh import LiveScanner, TickInfo
+from ..scan import Scope
 from .details import details
 from .rates import RateTracker
 from .screens import CopyScreen, HelpScreen, PreviewScreen, ResultsScreen
-from .table import COLUMN_KEYS, COLUMNS, SORTABLE, Cell, diff, matches, ordered, row_cells
+from .table import (COLUMN_KEYS, COLUMNS, SORTABLE, Cell, diff_some, matches, ordered, rate_cell_of, row_cells,
+                    sort_key)
 
 INTERVAL_STEPS = (0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
 BACKOFF = (1.0, 30.0)  # first retry after a lost connection, and the cap of the doubling
@@ -71,9 +77,9 @@ def _fmt_interval(seconds: float) -> str:
 # -- messages from workers ------------------------------------------------------------------
 
 class Refreshed(Message):
-    def __init__(self, report: Report, mono: float, status: str | None) -> None:
+    def __init__(self, report: Report, mono: float, status: str | None, tick: TickInfo | None = None) -> None:
         super().__init__()
-        self.report, self.mono, self.status = report, mono, status
+        self.report, self.mono, self.status, self.tick = report, mono, status, tick
 
 
 class RefreshFailed(Message):
@@ -110,6 +116,57 @@ class SeqTable(DataTable):
         if remeasure and hasattr(self, "_clear_caches"):
             self._clear_caches()
             self.refresh()
+
+    def show_rows(self, order: list[str], new: dict[str, tuple]) -> None:
+        """Show exactly the rows `order`, in that order, in one pass: rows not in it go, rows in `new`
+        (key -> cells) come. Rows already shown keep their cells (update them with update_cell).
+
+        DataTable's own add_row/remove_row/sort are fine for a few rows but not for 10,000: each
+        remove_row re-indexes every row and redraws the hover cell (a filter keystroke hiding 9,000 rows
+        took minutes), and every added cell is measured on idle (seconds for 10,000 rows). Here rows
+        are dict operations, and column widths come from the cells' text, which is all a one-line
+        cell is."""
+        data, rows = self._data, self.rows
+        keep = set(order)
+        gone = [rk for rk in data if rk.value not in keep]
+        for rk in gone:
+            del data[rk]
+            del rows[rk]
+        if gone:
+            self._updated_cells = {c for c in self._updated_cells if c.row_key in data}
+            self._new_rows.difference_update(gone)
+        columns = self.ordered_columns
+        widths = [c.content_width for c in columns]
+        for key, cells in new.items():
+            rk = RowKey(key)
+            data[rk] = {c.key: cell for c, cell in zip(columns, cells)}
+            rows[rk] = Row(rk, 1, None, False)
+            for i, cell in enumerate(cells):
+                w = cell.width
+                if w > widths[i]:
+                    widths[i] = w
+        for column, width in zip(columns, widths):
+            column.content_width = width
+        key_of = {rk.value: rk for rk in data}
+        self._row_locations = TwoWayDict({key_of[k]: i for i, k in enumerate(order)})
+        self._require_update_dimensions = True  # the virtual size, on idle (no row is measured)
+        self._update_count += 1
+        self._clear_caches()
+        self.cursor_coordinate = self.cursor_coordinate  # clamped to the new row count
+        self.hover_coordinate = self.hover_coordinate
+        self.check_idle()
+        self.refresh(layout=True)
+
+    def widen(self, column: str, width: int) -> bool:
+        """Make room for a cell `width` wide; True if the column grew. Columns never shrink on a
+        refresh: DataTable would re-measure the whole column for every narrower cell."""
+        col = self.columns[column]
+        if width <= col.content_width:
+            return False
+        col.content_width = width
+        self._require_update_dimensions = True
+        self.check_idle()
+        return True
 
 
 class FilterInput(Input):
@@ -148,16 +205,21 @@ class SeqtuiApp(App[int]):
                  status_line: Callable[[], str | None] | None = None,
                  live: bool = True, backoff: tuple[float, float] = BACKOFF,
                  clock: Callable[[], datetime] = datetime.now,
-                 display_database: dict | None = None, audit_log: str | None = None) -> None:
+                 display_database: dict | None = None, audit_log: str | None = None,
+                 full_every: float = 30.0) -> None:
         """`live=False` refreshes only at start and on `r` (snapshots, tests). `clock` gives the
         time shown as "refreshed at"; `display_database` overrides the database facts in the header.
-        Both exist so that screenshots and snapshot tests are stable."""
+        Both exist so that screenshots and snapshot tests are stable. Automatic refreshes re-measure
+        only tables written to since the last one, with a full scan every `full_every` seconds (and on
+        `r`, after a repair, and whenever a table or sequence is created or dropped)."""
         super().__init__()
         self.target = target
         self.scope = Scope.from_config(config or Config(), schemas=tuple(schemas or ()),
                                        statement_timeout_ms=int(statement_timeout * 1000),
                                        default_schemas=target.schemas)
         self._conn = conn
+        self._scanner: LiveScanner | None = None  # one per connection: a reconnect starts afresh
+        self.full_every = full_every
         self.interval = interval
         self.forced_read_only = read_only
         self.lock_timeout = lock_timeout
@@ -171,6 +233,15 @@ class SeqtuiApp(App[int]):
         self.report: Report | None = None
         self.verdicts: dict[str, Verdict] = {}
         self.rows: dict[str, tuple] = {}  # row key -> cells on screen, in display order
+        # row key -> (verdict, rate, selected, cells) for every verdict, shown or filtered out: a
+        # refresh recomputes the cells of rows whose verdict, rate or selection changed, no others.
+        self._cells: dict[str, tuple] = {}
+        self._order: list[str] = []      # keys shown, in order, and the view that ordered them
+        self._view: tuple | None = None
+        self._summary: tuple[Report | None, str] = (None, "")  # summary_line of a report
+        self._shown: dict[str, tuple] = {}  # row key -> (cells, the DataTable's cells for them)
+        self.last_tick: TickInfo | None = None  # the last refresh's database work
+        self.refresh_ui_seconds: float | None = None  # the last refresh's UI work (bench/tui.py)
         self.selected: set[str] = set()
         self.sort_column: str | None = None
         self.sort_reverse = False
@@ -181,6 +252,7 @@ class SeqtuiApp(App[int]):
 
         self.refreshing = False
         self._refresh_again = False
+        self._full_again = False
         self._timer: Timer | None = None
         self.refresh_count = 0        # successful refreshes: tests wait on it
         self.last_refresh: datetime | None = None
@@ -232,23 +304,28 @@ class SeqtuiApp(App[int]):
 
     # -- refreshing -----------------------------------------------------------------------------
 
-    def start_refresh(self) -> None:
-        """Start a refresh unless one runs; then run one more as soon as it ends."""
+    def start_refresh(self, full: bool = False) -> None:
+        """Start a refresh unless one runs; then run one more as soon as it ends. `full` re-measures
+        everything; otherwise only what was written to since the last refresh (see LiveScanner)."""
         self._cancel_timer()
         if self.refreshing:
             self._refresh_again = True
+            self._full_again |= full
             return
         self.refreshing = True
         self._show_header()
-        self._refresh_worker()
+        self._refresh_worker(full)
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="refresh")
-    def _refresh_worker(self) -> None:
+    def _refresh_worker(self, full: bool = False) -> None:
         conn = self._conn
         try:
             if conn is None or conn.closed or conn.broken:
                 conn = self._conn = connect(self.target, connect_timeout=5)
-            report = scan(conn, self.scope)
+            scanner = self._scanner
+            if scanner is None or scanner.conn is not conn:
+                scanner = self._scanner = LiveScanner(conn, self.scope, full_every=self.full_every)
+            report = scanner.tick(full=full)
         except ConnectError as exc:
             self.post_message(RefreshFailed(str(exc), lost=True))
             return
@@ -269,7 +346,7 @@ class SeqtuiApp(App[int]):
                 status = self.status_line_fn()
             except Exception as exc:  # the demo's counter is decoration: never let it break a refresh
                 status = f"(status unavailable: {exc})"
-        self.post_message(Refreshed(report, time.monotonic(), status))
+        self.post_message(Refreshed(report, time.monotonic(), status, scanner.last_tick))
 
     def _close_conn(self) -> None:
         conn, self._conn = self._conn, None
@@ -292,14 +369,16 @@ class SeqtuiApp(App[int]):
     def _after_refresh(self, delay: float) -> None:
         self.refreshing = False
         if self._refresh_again:
-            self._refresh_again = False
-            self.start_refresh()
+            full, self._refresh_again, self._full_again = self._full_again, False, False
+            self.start_refresh(full)
         else:
             self._schedule(delay)
 
     def on_refreshed(self, message: Refreshed) -> None:
         if not self.live_screen:
             return
+        started = time.perf_counter()
+        self.last_tick = message.tick
         if self.lost is not None:
             self.notify("Reconnected. The table is live again; no repair was re-run.", title="Connection")
         self.lost, self.attempts, self.retry_at, self.last_error = None, 0, None, None
@@ -314,6 +393,7 @@ class SeqtuiApp(App[int]):
         self._show_header()
         self._show_details()
         self.refresh_bindings()
+        self.refresh_ui_seconds = time.perf_counter() - started
         self.refresh_count += 1
         self._after_refresh(self.interval)
 
@@ -366,37 +446,93 @@ class SeqtuiApp(App[int]):
             return None
 
     def _show_rows(self) -> None:
-        """Bring the table to the current report, filter and sort by touching only what changed."""
+        """Bring the table to the current report, filter and sort by touching only what changed.
+
+        Per refresh this costs a look at each verdict (the same object as last time, for a table
+        nobody wrote to) and work in proportion to the rows that changed: their cells are rebuilt,
+        compared and updated one by one. The order is recomputed only if the view changed, rows came
+        or went, or a changed row may have moved; rows are added or removed in one pass."""
         table = self.table
         cursor_key = self.current_key()
-        new = [(v.key, row_cells(v, self.rate_of(v), v.key in self.selected)) for v in self.visible_verdicts()]
-        change = diff(self.rows, new)
-        kept_order = [k for k in self.rows if k not in set(change.removed)] + [k for k, _ in change.added]
+        cache, fresh, touched = self._cells, {}, []
+        selected, rate = self.selected, self.rates.rate
+        for key, v in self.verdicts.items():  # the report's order
+            r = rate(v.sequence.oid) if v.sequence is not None else None
+            sel = key in selected
+            hit = cache.get(key)
+            if hit is not None and hit[2] == sel and (hit[0] is v or hit[0] == v):
+                if hit[1] == r:
+                    fresh[key] = hit if hit[0] is v else (v, r, sel, hit[3])
+                    continue
+                # Only the rate moved (a rate drifts every refresh while its window slides): the
+                # row is the same unless the rate's text changed.
+                cells = hit[3]
+                rate_cell = rate_cell_of(v, r)
+                if cells[RATE] == rate_cell:
+                    fresh[key] = (v, r, sel, cells)
+                    continue
+                fresh[key] = (v, r, sel, cells[:RATE] + (rate_cell,) + cells[RATE + 1:])
+            else:
+                fresh[key] = (v, r, sel, row_cells(v, r, sel))
+            touched.append(key)
+        self._cells = fresh
+        if not touched and len(cache) == len(fresh) and self._summary[0] is not None:
+            self._summary = (self.report, self._summary[1])  # same counts as the last report's
+
+        view = (self.filter_query, self.sort_column, self.sort_reverse)
+        if view == self._view and len(cache) == len(fresh) and all(
+                self._same_place(cache.get(k), fresh[k]) for k in touched):
+            order = self._order
+        else:
+            shown = [e[0] for e in fresh.values() if matches(e[0], self.filter_query)]
+            order = [v.key for v in ordered(shown, self.sort_column, self.sort_reverse, self.rate_of)]
+        change = diff_some(self.rows, order, _CellsOf(fresh), touched)
         with self.batch_update():
-            for key in change.removed:
-                table.remove_row(key)
-            for key, cells in change.added:
-                table.add_row(*(_text(c, col.key) for c, col in zip(cells, COLUMNS)), key=key)
+            if change.removed or change.added or order != self._order:
+                table.show_rows(order, {k: self._shown_row(k, cells) for k, cells in change.added})
+                self.rows = {k: fresh[k][3] for k in order}
             for key, col, cell in change.changed:
-                table.update_cell(key, col, _text(cell, col), update_width=True)
-            if list(change.order) != kept_order:
-                # DataTable.sort sees cell values, not row keys: rank rows by their names, which are
-                # unique per row (a table cannot have two columns of one name drawing from one sequence).
-                rank = {_ident(cells): i for i, (_, cells) in enumerate(new)}
-                table.sort(key=lambda values: rank.get(_ident_of(values), len(rank)))
-            self.rows = dict(new)
+                shown_cell = Shown(cell, col)
+                table.widen(col, shown_cell.width)
+                table.update_cell(key, col, shown_cell)
+                self.rows[key] = fresh[key][3]
+            for key in touched:
+                self._shown.pop(key, None)
+            self._order, self._view = order, view
             if cursor_key in self.rows:
                 index = table.get_row_index(cursor_key)
                 if index != table.cursor_row:
                     table.move_cursor(row=index, scroll=False)
 
+    def _shown_row(self, key: str, cells) -> tuple:
+        """The DataTable's cells for a row, kept while the row's cells stay the same: a row that a
+        filter hides and shows again is not rebuilt."""
+        hit = self._shown.get(key)
+        if hit is None or hit[0] is not cells:
+            hit = self._shown[key] = (cells, _shown_row(cells))
+        return hit[1]
+
+    def _same_place(self, before: tuple | None, after: tuple) -> bool:
+        """Whether a row whose cells changed keeps its place in the view: same filter verdict, same
+        sort key. (Sorted by rate, any rate change may move it.)"""
+        if before is None or self.sort_column == "rate":
+            return False
+        old, new = before[0], after[0]
+        if old is new or old == new:
+            return True
+        key = sort_key(self.sort_column, self.rate_of)
+        return key(old) == key(new) and matches(old, self.filter_query) == matches(new, self.filter_query)
+
     def _set_sel_cell(self, key: str) -> None:
         v = self.verdicts.get(key)
         if v is None or key not in self.rows:
             return
-        cells = row_cells(v, self.rate_of(v), key in self.selected)
+        rate = self.rate_of(v)
+        sel = key in self.selected
+        cells = row_cells(v, rate, sel)
+        self._cells[key] = (v, rate, sel, cells)
         self.rows[key] = cells
-        self.table.update_cell(key, "sel", _text(cells[0]))
+        self.table.update_cell(key, "sel", Shown(cells[0], "sel"))
 
     # -- header and details ---------------------------------------------------------------------
 
@@ -433,7 +569,9 @@ class SeqtuiApp(App[int]):
         if self.report is None:
             summary.append("scanning…" if self.lost is None else "not connected", style="dim")
         else:
-            counts = summary_line(self.report)
+            if self._summary[0] is not self.report:
+                self._summary = (self.report, summary_line(self.report))
+            counts = self._summary[1]
             for i, part in enumerate(counts.split(" · ")):
                 if i:
                     summary.append(" · ", style="dim")
@@ -686,7 +824,7 @@ class SeqtuiApp(App[int]):
         else:
             fixed = sum(1 for r in results if r.outcome == FIXED)
             self.notify(f"{fixed} fixed, {len(results) - fixed} already fine.", title="Repair done")
-        self.start_refresh()  # show the new state at once
+        self.start_refresh(full=True)  # show the new state at once (a setval moves no write counter)
 
     # -- copy -----------------------------------------------------------------------------------
 
@@ -767,7 +905,7 @@ class SeqtuiApp(App[int]):
         self._resort()
 
     def action_refresh_now(self) -> None:
-        self.start_refresh()
+        self.start_refresh(full=True)
 
     def action_toggle_pause(self) -> None:
         self.paused = not self.paused
@@ -835,19 +973,48 @@ def _short_error(text: str) -> str:
 
 
 NUMERIC = {c.key for c in COLUMNS if c.numeric}
+RATE = COLUMN_KEYS.index("rate")
 
 
-def _text(cell: Cell, column: str = "") -> Text:
-    return Text(cell.text, style=cell.style, justify="right" if column in NUMERIC else "left")
+class Shown:
+    """A cell as the DataTable holds it: turned into rich Text only when drawn. A table of 10,000
+    rows draws the forty on screen; building 110,000 Text objects up front cost a third of a second."""
+
+    __slots__ = ("text", "style", "justify", "width")
+
+    def __init__(self, cell: Cell, column: str = "") -> None:
+        self.text, self.style = cell.text, cell.style
+        self.justify = "right" if column in NUMERIC else "left"
+        self.width = cell_len(self.text)
+
+    def __rich__(self) -> Text:
+        return Text(self.text, style=self.style, justify=self.justify)
+
+    def __str__(self) -> str:
+        return self.text
+
+    def __repr__(self) -> str:
+        return f"Shown({self.text!r}, {self.style!r})"
 
 
-IDENT_COLUMNS = [COLUMN_KEYS.index(k) for k in ("schema", "table", "column", "sequence")]
+def _shown_row(cells) -> tuple[Shown, ...]:
+    return tuple(Shown(c, k) for c, k in zip(cells, COLUMN_KEYS))
 
 
-def _ident(cells) -> tuple[str, ...]:
-    """A row's names: unique per row, so they can stand for its key when DataTable.sort ranks rows."""
-    return tuple(cells[i].text for i in IDENT_COLUMNS)
+class _CellsOf(Mapping):
+    """The cells of every verdict, as diff_some reads them, without copying the cache."""
 
+    def __init__(self, entries: dict[str, tuple]) -> None:
+        self._entries = entries
 
-def _ident_of(values) -> tuple[str, ...]:
-    return tuple(str(values[i]) for i in IDENT_COLUMNS)
+    def __getitem__(self, key: str):
+        return self._entries[key][3]
+
+    def __contains__(self, key) -> bool:
+        return key in self._entries
+
+    def __iter__(self):
+        return iter(self._entries)
+
+    def __len__(self) -> int:
+        return len(self._entries)

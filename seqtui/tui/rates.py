@@ -26,19 +26,27 @@ class RateTracker:
 
     def observe(self, verdicts, now: float) -> None:
         """Record one refresh. Sequences that vanished are forgotten, so a dropped and recreated
-        table does not inherit an old sequence's history."""
+        table does not inherit an old sequence's history. (Runs on every refresh over every row:
+        written for speed.)"""
+        samples_of, window = self._samples, self.window
         seen = set()
         for v in verdicts:
-            if v.sequence is None or v.state is None or v.sequence.oid in seen:
+            seq, state = v.sequence, v.state
+            if seq is None or state is None:
                 continue
-            seen.add(v.sequence.oid)
-            samples = self._samples.setdefault(v.sequence.oid, deque(maxlen=MAX_SAMPLES))
-            samples.append((now, next_value(v.state, v.sequence.increment)))
-            while len(samples) > 2 and now - samples[1][0] >= self.window:
+            oid = seq.oid
+            if oid in seen:
+                continue
+            seen.add(oid)
+            samples = samples_of.get(oid)
+            if samples is None:
+                samples = samples_of[oid] = deque(maxlen=MAX_SAMPLES)
+            samples.append((now, state.last_value + seq.increment if state.is_called else state.last_value))
+            while len(samples) > 2 and now - samples[1][0] >= window:
                 samples.popleft()
-        for oid in list(self._samples):
-            if oid not in seen:
-                del self._samples[oid]
+        if len(samples_of) != len(seen):
+            for oid in [o for o in samples_of if o not in seen]:
+                del samples_of[oid]
 
     def forget(self, seq_oids) -> None:
         """Start afresh: a setval jump (our own repair) is not consumption."""

@@ -1,0 +1,263 @@
+#!/usr/bin/env python3
+"""The terminal UI at scale: a database of N tables, the app run headless, every cost measured in one run.
+
+    python bench/tui.py --tables 10000                 # embedded server started for the run
+    python bench/tui.py --tables 1000 --dsn URL        # another server (needs CREATEDB)
+
+Builds the database of bench/run.py (same build(), same mix of behind/ok/empty/identity/shared tables),
+then measures:
+
+  first table   app start (App.run_test, 140x40) until every row is on screen and the screen is idle;
+                split into the first (full) scan's database time and the UI's work
+  rss           the process' resident memory right after the first full table
+  ui per tick   the refresh handler applying a new Report to the table, and the wall time until the
+                screen is idle again; median over --ticks ticks: nothing changed, 1% of the tables
+                written to between ticks, and a periodic full scan (every object new)
+  keys          a filter keystroke, clearing the filter, page down, end, and a sort (o); wall time until
+                idle includes the test harness' own waiting: compare with its unbound-key baseline
+  db per tick   LiveScanner.last_tick.seconds: a full scan, an idle tick, a 1%-changed tick; the ticks
+                as a ratio to the full scan measured in the same run
+
+Issue 5's targets (N=10,000, 2 cores): first table < 2 s, UI per tick < 50 ms, RSS < 200 MB, idle tick
+< 5% of a full scan. Prints medians and writes JSON (default bench/results/tui.json). Machines here are
+shared and noisy: read the ratios and orders of magnitude, not the last digit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import psycopg
+from psycopg import sql
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from run import build, start_server, stop_server  # noqa: E402
+
+from seqtui.config import Config  # noqa: E402
+from seqtui.connect import connect, resolve  # noqa: E402
+from seqtui.refresh import LiveScanner  # noqa: E402
+from seqtui.tui.app import Refreshed, SeqtuiApp  # noqa: E402
+
+SIZE = (140, 40)
+
+
+def rss_mb() -> float:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def ms(seconds: float) -> float:
+    return round(seconds * 1000, 2)
+
+
+class Writer:
+    """Inserts one row through the default into a different 1% of the tables before each tick.
+
+    Only tables where a default insert succeeds (the ok and empty ones). The session forces its
+    statistics out after each batch (pg_stat_force_next_flush: flushed as the session goes idle,
+    before the server answers), so the next tick sees every table written to; a backend may otherwise
+    hold them back for up to ten seconds."""
+
+    def __init__(self, url: str, n: int) -> None:
+        self.conn = psycopg.connect(url, autocommit=True)
+        self.tables = [f"o_{i}" if i % 10 < 6 else f"e_{i}" for i in range(n) if 4 <= i % 10 <= 6]
+        self.per_tick = max(1, n // 100)
+        self.next = 0
+
+    def write(self) -> int:
+        batch = [self.tables[(self.next + j) % len(self.tables)] for j in range(self.per_tick)]
+        self.next += self.per_tick
+        with self.conn.pipeline():
+            for t in batch:
+                self.conn.execute(sql.SQL("INSERT INTO {} (v) VALUES ('x')").format(sql.Identifier(t)))
+        self.conn.execute("SELECT pg_stat_force_next_flush()")
+        return len(batch)
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+async def run_ui(url: str, n: int, ticks: int) -> dict:
+    target = resolve(url)
+    out: dict = {}
+    app = SeqtuiApp(target, Config(), live=False, audit_log=os.devnull)
+    t0 = time.perf_counter()
+    async with app.run_test(size=SIZE) as pilot:
+        while app.refresh_count < 1:
+            await pilot.pause(0.005)
+        await pilot.pause()
+        first = time.perf_counter() - t0
+        out["rows"] = app.table.row_count
+        out["first_table_s"] = round(first, 3)
+        out["first_table_db_s"] = round(app.last_tick.seconds, 3)
+        out["first_table_ui_handler_s"] = round(app.refresh_ui_seconds, 3)
+        out["first_table_rest_s"] = round(first - app.last_tick.seconds - app.refresh_ui_seconds, 3)
+        out["rss_after_first_table_mb"] = round(rss_mb(), 1)
+        assert app.table.row_count == len(app.report.verdicts) >= n, (app.table.row_count, n)
+
+        scanner = LiveScanner(connect(target), app.scope)
+        scanner.tick()  # its own first (full) scan
+        writer = Writer(url, n)
+
+        async def apply(report) -> tuple[float, float, float]:
+            """(handler, wall until idle, CPU until idle) for one Report, as the refresh worker posts it."""
+            before = app.refresh_count
+            start, cpu = time.perf_counter(), time.process_time()
+            app.refreshing = True
+            app.post_message(Refreshed(report, time.monotonic(), None, scanner.last_tick))
+            while app.refresh_count == before:
+                await pilot.pause(0)
+            await pilot.pause()
+            return app.refresh_ui_seconds, time.perf_counter() - start, time.process_time() - cpu
+
+        # The second refresh fills in every rate cell ("…" -> "0"): once per session, measured apart.
+        handler, wall, cpu = await apply(scanner.tick())
+        out["second_refresh_rates_appear"] = {"handler_ms": ms(handler), "until_idle_ms": ms(wall),
+                                              "cpu_until_idle_ms": ms(cpu)}
+
+        db: dict = {"full_s": [], "idle_s": [], "changed_s": [], "changed_remeasured": []}
+        ui: dict = {"idle": [], "changed": [], "full": []}
+        for i in range(ticks):
+            report = await asyncio.to_thread(scanner.tick)
+            assert scanner.last_tick.kind == "incremental", scanner.last_tick
+            db["idle_s"].append(scanner.last_tick.seconds)
+            ui["idle"].append(await apply(report))
+        for i in range(ticks):
+            writer.write()  # returns once the server has published the new counters
+            report = await asyncio.to_thread(scanner.tick)
+            db["changed_s"].append(scanner.last_tick.seconds)
+            db["changed_remeasured"].append(scanner.last_tick.remeasured)
+            ui["changed"].append(await apply(report))
+        for i in range(max(3, ticks // 5)):
+            report = await asyncio.to_thread(scanner.tick, True)
+            db["full_s"].append(scanner.last_tick.seconds)
+            ui["full"].append(await apply(report))
+        writer.close()
+
+        out["ui_per_tick"] = {
+            kind: {"handler_ms": ms(statistics.median(h for h, _, _ in samples)),
+                   "max_handler_ms": ms(max(h for h, _, _ in samples)),
+                   "until_idle_ms": ms(statistics.median(w for _, w, _ in samples)),
+                   "cpu_until_idle_ms": ms(statistics.median(c for _, _, c in samples)),
+                   "samples": len(samples)}
+            for kind, samples in ui.items()}
+        full = statistics.median(db["full_s"])
+        idle = statistics.median(db["idle_s"])
+        changed = statistics.median(db["changed_s"])
+        out["db_per_tick"] = {
+            "full_scan_s": round(full, 4), "idle_tick_s": round(idle, 4), "changed_1pct_tick_s": round(changed, 4),
+            "idle_over_full": round(idle / full, 4), "changed_over_full": round(changed / full, 4),
+            "changed_remeasured_median": statistics.median(db["changed_remeasured"]),
+            "tables_written_per_tick": writer.per_tick,
+        }
+
+        # Keys: each until the screen is idle again.
+        keys: dict = {}
+
+        async def timed_keys(name: str, *keys_: str) -> None:
+            start, cpu = time.perf_counter(), time.process_time()
+            await pilot.press(*keys_)
+            await pilot.pause()
+            keys[name] = {"ms": ms(time.perf_counter() - start), "cpu_ms": ms(time.process_time() - cpu),
+                          "rows": app.table.row_count}
+
+        app.table.focus()
+        await pilot.pause()
+        # The harness' own cost: a key nothing is bound to, on the same screen.
+        await timed_keys("baseline_unbound_key", "z")
+        await timed_keys("page_down", "pagedown")
+        await timed_keys("page_down_again", "pagedown")
+        await timed_keys("end", "end")
+        await timed_keys("home", "home")
+        await pilot.press("slash")
+        await pilot.pause()
+        await timed_keys("filter_first_key_o", "o")  # o_*: 20% of the rows
+        await timed_keys("filter_second_key_underscore", "underscore")
+        await timed_keys("filter_third_key_9", "9")
+        await timed_keys("filter_backspace", "backspace")
+        await timed_keys("filter_clear_escape", "escape")
+        app.table.focus()
+        await pilot.pause()
+        await timed_keys("sort_next_column", "o")
+        await timed_keys("sort_reverse", "O")
+        out["keys"] = keys
+        out["rss_end_mb"] = round(rss_mb(), 1)
+        scanner.conn.close()
+    return out
+
+
+def print_report(res: dict) -> None:
+    n = res["tables"]
+    u = res["ui"]
+    d = u["db_per_tick"]
+    print(f"\nN={n} tables, {u['rows']} rows, terminal {SIZE[0]}x{SIZE[1]}")
+    print(f"  first full table      {u['first_table_s']:8.3f} s   (target < 2 s; first scan's DB time "
+          f"{u['first_table_db_s']:.3f} s, refresh handler {u['first_table_ui_handler_s']:.3f} s, "
+          f"start-up and first paint {u['first_table_rest_s']:.3f} s)")
+    print(f"  RSS after first table {u['rss_after_first_table_mb']:8.1f} MB  (target < 200 MB; "
+          f"{u['rss_end_mb']:.1f} MB at the end)")
+    s = u["second_refresh_rates_appear"]
+    print(f"  2nd refresh (rates)   {s['handler_ms']:8.1f} ms handler, {s['until_idle_ms']:.1f} ms until idle "
+          "(once per session: every rate cell changes)")
+    for kind, label in (("idle", "nothing changed"), ("changed", "1% written"), ("full", "full re-scan")):
+        t = u["ui_per_tick"][kind]
+        print(f"  UI per tick, {label:<15} handler {t['handler_ms']:6.1f} ms (max {t['max_handler_ms']:.1f}; "
+              f"target < 50 ms), until idle {t['until_idle_ms']:6.1f} ms wall, {t['cpu_until_idle_ms']:.1f} ms CPU "
+              f"(median of {t['samples']})")
+    for name, k in u["keys"].items():
+        print(f"  key {name:<28} {k['ms']:8.1f} ms wall until idle, {k['cpu_ms']:6.1f} ms CPU  "
+              f"({k['rows']} rows shown)")
+    print(f"  DB full scan          {d['full_scan_s']:8.3f} s")
+    print(f"  DB idle tick          {d['idle_tick_s']:8.3f} s = {d['idle_over_full']:.1%} of a full scan "
+          "(target < 5%)")
+    print(f"  DB 1%-changed tick    {d['changed_1pct_tick_s']:8.3f} s = {d['changed_over_full']:.1%} of a full scan "
+          f"({d['tables_written_per_tick']} tables written, {d['changed_remeasured_median']} consumers re-measured)")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--tables", type=int, default=10000)
+    parser.add_argument("--dsn", help="server to use (default: start an embedded one)")
+    parser.add_argument("--ticks", type=int, default=20)
+    parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "tui.json"))
+    args = parser.parse_args()
+
+    server, admin_url = start_server(args.dsn)
+    dbname = f"seqtui_tui_bench_{args.tables}"
+    try:
+        print(f"N={args.tables}: building...", file=sys.stderr, flush=True)
+        t0 = time.perf_counter()
+        url = build(admin_url, dbname, args.tables)
+        build_s = time.perf_counter() - t0
+        print("measuring...", file=sys.stderr, flush=True)
+        ui = asyncio.run(run_ui(url, args.tables, args.ticks))
+        res = {"tables": args.tables, "build_seconds": round(build_s, 2), "ui": ui}
+        print_report(res)
+        out = Path(args.out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        meta = {"cpus": os.cpu_count(), "python": sys.version.split()[0], "ticks": args.ticks,
+                "terminal": f"{SIZE[0]}x{SIZE[1]}"}
+        out.write_text(json.dumps({"meta": meta, "results": [res]}, indent=2))
+        print(f"\nresults written to {out}")
+        with psycopg.connect(admin_url, autocommit=True) as admin:
+            admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(dbname)))
+    finally:
+        stop_server(server)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
