@@ -440,3 +440,29 @@ async def test_enter_with_a_selection_previews_it(db, tmp_path):
         await pilot.press("escape")
         assert app.selected == set()
     assert db.next_value("public.a_id_seq") == 1 and db.next_value("public.b_id_seq") == 1
+
+
+async def test_automatic_refreshes_are_incremental_and_r_is_a_full_scan(db, tmp_path):
+    drifted(db, "a")
+    app = make_app(db.url, tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await started(pilot, app)
+        assert app.last_tick.kind == "full"  # the first scan
+        scanner = app._scanner
+        before = app.refresh_count
+        app.start_refresh()  # what the timer does
+        await until(pilot, lambda: app.refresh_count > before, "an automatic refresh")
+        assert app.last_tick.kind == "incremental" and app._scanner is scanner
+        await refreshed(pilot, app)  # r
+        assert app.last_tick.kind == "full" and app._scanner is scanner
+        # a table created since: the catalog signature makes even an automatic refresh a full scan
+        drifted(db, "b")
+        before = app.refresh_count
+        app.start_refresh()
+        await until(pilot, lambda: app.refresh_count > before, "an automatic refresh")
+        assert app.last_tick.kind == "full"
+        assert cell(app, "public.b.id", "status") == "behind"
+        # a new connection gets a new scanner (after a reconnect: nothing carried over)
+        app._close_conn()
+        await refreshed(pilot, app)
+        assert app._scanner is not scanner and app.last_tick.kind == "full"

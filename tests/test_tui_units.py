@@ -6,7 +6,7 @@ from hypothesis import given, strategies as st
 
 from seqtui.model import CapacityLevel, Consumer, Sequence, SequenceState, Status, Verdict
 from seqtui.tui.rates import RateTracker, fmt_duration, minutes_to_exhaustion, rate_per_minute
-from seqtui.tui.table import COLUMN_KEYS, Cell, diff, matches, ordered, row_cells
+from seqtui.tui.table import COLUMN_KEYS, Cell, diff, diff_some, matches, ordered, row_cells
 
 from conftest import PASSWORD
 
@@ -121,3 +121,23 @@ def test_a_repair_jump_is_not_consumption():
     tracker.forget([1])  # the app forgets a sequence it just fixed
     tracker.observe([verdict(last=5000)], now=10.0)
     assert tracker.rate(1) is None
+
+
+def test_rates_in_one_pass_agree_with_rate():
+    tracker = RateTracker(window=60)
+    for t in range(0, 200, 10):
+        tracker.observe([verdict(last=100 + (t // 30) * 7, oid=1), verdict(last=5, oid=2, table="u")],
+                        now=float(t))
+        assert tracker.rates() == {1: tracker.rate(1), 2: tracker.rate(2)}
+    assert tracker.rate(2) == 0.0 and tracker.rate(1) > 0
+
+
+@given(tables_st, tables_st, st.sets(st.sampled_from(list("abcdefgh"))))
+def test_diff_some_equals_diff_when_untouched_rows_are_unchanged(old, new_map, touched):
+    # rows not touched keep what they show; touched ones (and new ones) take new_map's cells
+    cells_of = {k: (new_map[k] if k in touched or k not in old else old[k]) for k in new_map}
+    order = sorted(cells_of)
+    full = diff(old, [(k, cells_of[k]) for k in order])
+    some = diff_some(old, order, cells_of, sorted(touched))
+    assert set(full.removed) == set(some.removed) and full.added == some.added and full.order == some.order
+    assert sorted(full.changed) == sorted(some.changed)

@@ -455,9 +455,9 @@ class SeqtuiApp(App[int]):
         table = self.table
         cursor_key = self.current_key()
         cache, fresh, touched = self._cells, {}, []
-        selected, rate = self.selected, self.rates.rate
+        selected, rates = self.selected, self.rates.rates()
         for key, v in self.verdicts.items():  # the report's order
-            r = rate(v.sequence.oid) if v.sequence is not None else None
+            r = rates.get(v.sequence.oid) if v.sequence is not None else None
             sel = key in selected
             hit = cache.get(key)
             if hit is not None and hit[2] == sel and (hit[0] is v or hit[0] == v):
