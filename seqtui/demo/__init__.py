@@ -12,7 +12,6 @@ background INSERTs). Every failure is one line on stderr and exit code 3.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import shlex
 import signal
@@ -75,11 +74,10 @@ def _main(args: argparse.Namespace) -> int:
     config = load_demo_config()
     tables = schema.plan(config)
     run_tui = None if args.url else _import_tui()
-    # SIGTERM and SIGHUP stop the demo as cleanly as Ctrl+C / q: writer and server stopped, terminal
-    # restored (in --url mode serve() takes over SIGTERM once it serves).
-    ui = UiStop()
-    signal.signal(signal.SIGTERM, ui.handle)
-    signal.signal(signal.SIGHUP, ui.handle)
+    # SIGTERM and SIGHUP stop the demo as cleanly as Ctrl+C / q: writer and server stopped. While the
+    # UI runs it handles them itself (restoring the terminal); in --url mode serve() takes over SIGTERM.
+    signal.signal(signal.SIGTERM, _terminate)
+    signal.signal(signal.SIGHUP, _terminate)
     instance = DemoInstance(default_home(), tables)
     writer = None
     try:
@@ -89,10 +87,8 @@ def _main(args: argparse.Namespace) -> int:
             writer = DemoWriter(instance.url, statements, schedule=schema.writer_schedule(tables)).start()
         if args.url:
             return serve(instance, writer)
-        kwargs = tui_arguments(instance.url, args, writer, audit_log=instance.home / "audit.jsonl")
-        kwargs["status_line"] = ui.watch(kwargs["status_line"])
-        code = run_tui(**kwargs)
-        if ui.requested:
+        code = run_tui(**tui_arguments(instance.url, args, writer, audit_log=instance.home / "audit.jsonl"))
+        if code in (128 + signal.SIGTERM, 128 + signal.SIGHUP):  # the UI was ended by a signal
             raise Terminated
         return code
     finally:
@@ -105,38 +101,8 @@ class Terminated(KeyboardInterrupt):
     """SIGTERM/SIGHUP: a KeyboardInterrupt, so everything unwinds as for Ctrl+C."""
 
 
-class UiStop:
-    """SIGTERM/SIGHUP handling. While the UI runs, the signal asks the Textual app to exit, which
-    restores the terminal (an exception raised into its event loop may be printed as a crash). The app
-    is found through the status-line callback, which the UI calls from a worker of the app. Before the
-    app is known, or on a second signal, the signal unwinds like Ctrl+C."""
-
-    def __init__(self):
-        self.app = None
-        self.requested = False
-
-    def watch(self, status_line):
-        def status():
-            if self.app is None:
-                try:
-                    from textual.app import App
-                    from textual.worker import get_current_worker
-
-                    node = get_current_worker().node
-                    self.app = node if isinstance(node, App) else None
-                except Exception:
-                    pass
-            return status_line() if status_line is not None else None
-        return status
-
-    def handle(self, signum, frame):
-        if self.app is None or self.requested:
-            raise Terminated
-        self.requested = True
-        try:
-            asyncio.get_event_loop().call_soon_threadsafe(self.app.exit)
-        except Exception:
-            raise Terminated from None
+def _terminate(signum, frame):
+    raise Terminated
 
 
 def _import_tui():

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import signal
 from typing import Callable
 
 
@@ -17,8 +19,27 @@ def run(*, target, config, args, status_line: Callable[[], str | None] | None = 
     app = SeqtuiApp(target, config, conn=conn, interval=args.interval, read_only=args.read_only,
                     schemas=args.schema or (), statement_timeout=args.statement_timeout,
                     status_line=status_line, audit_log=getattr(args, "audit_log", None))
+    stopped: list[int] = []
+
+    def on_signal(signum, frame):
+        # SIGTERM/SIGHUP (kill, a closed terminal): ask the app to exit so it restores the terminal;
+        # an exception raised into its event loop would be printed as a crash. A second signal, or one
+        # before the loop runs, unwinds like Ctrl+C.
+        if stopped:
+            raise KeyboardInterrupt
+        stopped.append(signum)
+        try:
+            asyncio.get_running_loop().call_soon_threadsafe(app.exit)
+        except RuntimeError:
+            raise KeyboardInterrupt from None
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGHUP)}
     try:
         code = app.run()
     finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
         app._close_conn()
+    if stopped:
+        return 128 + stopped[0]  # the shell's convention for "ended by signal N"
     return code or 0
