@@ -141,3 +141,20 @@ def test_diff_some_equals_diff_when_untouched_rows_are_unchanged(old, new_map, t
     some = diff_some(old, order, cells_of, sorted(touched))
     assert set(full.removed) == set(some.removed) and full.added == some.added and full.order == some.order
     assert sorted(full.changed) == sorted(some.changed)
+
+
+def test_observing_only_changed_verdicts_agrees_with_observing_all():
+    full, some = RateTracker(), RateTracker()
+    rows = {oid: verdict(oid=oid, last=10, table=f"t{oid}") for oid in (1, 2, 3)}
+    for t in (0.0, 10.0, 200.0, 400.0, 700.0):
+        changed = [rows[1]] if t else list(rows.values())
+        if t in (10.0, 200.0):
+            rows[1] = verdict(oid=1, last=rows[1].state.last_value + 5, table="t1")
+            changed = [rows[1]]
+        else:
+            changed = [] if t else list(rows.values())
+        full.observe(list(rows.values()), t)
+        dirty = some.observe(list(rows.values()), t, changed if t else None)
+        assert full.rates() == some.rates()
+        if dirty is not None:
+            assert {o for o, r in full.rates().items() if r} <= dirty | {o for o in (2, 3)}

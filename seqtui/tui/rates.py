@@ -26,12 +26,26 @@ class RateTracker:
     window: float = WINDOW_SECONDS
     _samples: dict[int, deque] = field(default_factory=dict)  # (time first seen at, next value)
     _now: float = float("-inf")  # time of the last refresh: every sequence seen then still had its value
+    _moving: set = field(default_factory=set)  # OIDs with more than one sample: their rate drifts
+    _new: set = field(default_factory=set)     # OIDs first seen at the last refresh: no rate yet
+    _forgot: bool = False                      # forget() since the last refresh: observe everything
 
-    def observe(self, verdicts, now: float) -> None:
+    def observe(self, verdicts, now: float, changed=None) -> set[int] | None:
         """Record one refresh. Sequences that vanished are forgotten, so a dropped and recreated
         table does not inherit an old sequence's history. (Runs over every row on every refresh:
-        written for speed.)"""
+        written for speed.)
+
+        `changed`, if given, promises that `verdicts` are the last refresh's verdicts (the same
+        sequences, the same values) except for these: only they are looked at, and the return value
+        is the OIDs whose rate may differ from the last refresh's. Otherwise (and after forget())
+        every verdict is looked at and the return value is None: any rate may have changed."""
+        if changed is not None and not self._forgot:
+            return self._observe_changed(changed, now)
+        self._forgot = False
         samples_of, cutoff = self._samples, now - self.window
+        moving, new = self._moving, self._new
+        moving.clear()
+        new.clear()
         self._now = now
         seen = set()
         for v in verdicts:
@@ -46,20 +60,57 @@ class RateTracker:
             samples = samples_of.get(oid)
             if samples is None:
                 samples_of[oid] = deque(((now, value),), maxlen=MAX_SAMPLES)
+                new.add(oid)
                 continue
             if samples[-1][1] != value:
                 samples.append((now, value))
             # keep one sample at or before the window's start: the value the window starts from
             while len(samples) > 1 and samples[1][0] <= cutoff:
                 samples.popleft()
+            if len(samples) > 1:
+                moving.add(oid)
         if len(samples_of) != len(seen):
             for oid in [o for o in samples_of if o not in seen]:
                 del samples_of[oid]
+        return None
+
+    def _observe_changed(self, changed, now: float) -> set[int]:
+        samples_of, cutoff = self._samples, now - self.window
+        moving = self._moving
+        dirty = set(self._new) | moving  # None -> 0 once seen twice; a sliding window drifts
+        self._new = new = set()
+        self._now = now
+        seen = set()
+        for v in changed:
+            seq, state = v.sequence, v.state
+            if seq is None or state is None or seq.oid in seen:
+                continue
+            oid = seq.oid
+            seen.add(oid)
+            dirty.add(oid)
+            value = state.last_value + seq.increment if state.is_called else state.last_value
+            samples = samples_of.get(oid)
+            if samples is None:
+                samples_of[oid] = deque(((now, value),), maxlen=MAX_SAMPLES)
+                new.add(oid)
+            elif samples[-1][1] != value:
+                samples.append((now, value))
+                moving.add(oid)
+        for oid in list(moving):
+            samples = samples_of[oid]
+            while len(samples) > 1 and samples[1][0] <= cutoff:
+                samples.popleft()
+            if len(samples) == 1:
+                moving.discard(oid)
+        return dirty
 
     def forget(self, seq_oids) -> None:
         """Start afresh: a setval jump (our own repair) is not consumption."""
         for oid in seq_oids:
             self._samples.pop(oid, None)
+            self._moving.discard(oid)
+            self._new.discard(oid)
+            self._forgot = True
 
     def rate(self, seq_oid: int) -> float | None:
         """Values per minute over the window (absolute: descending sequences consume downwards), or
