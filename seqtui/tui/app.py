@@ -953,7 +953,10 @@ class SeqtuiApp(App[int]):
 
     @on(Input.Changed, "#filter")
     def _filter_changed(self, event: Input.Changed) -> None:
-        self.filter_query = event.value.strip()
+        query = event.value.strip()
+        if query == self.filter_query:  # e.g. the echo of action_clear_filter: the rows are already shown
+            return
+        self.filter_query = query
         self._show_rows()
         self._show_header()
         self._show_details()
@@ -966,7 +969,7 @@ class SeqtuiApp(App[int]):
 
     def action_clear_filter(self) -> None:
         box = self.query_one("#filter", FilterInput)
-        box.value = ""  # Input.Changed re-renders the rows
+        box.value = ""  # its Input.Changed finds the query unchanged and does nothing
         self.filter_query = ""
         box.display = False
         self.table.focus()
