@@ -112,7 +112,18 @@ def result_text(results: list[FixResult], total: int, done: bool) -> Text:
     return out
 
 
-class ResultsScreen(ModalScreen[None]):
+class ClosableModal(ModalScreen[None]):
+    """A panel that only shows something: its bindings and its Close button dismiss it."""
+
+    def action_close(self) -> None:
+        self.dismiss(None)
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        event.stop()
+        self.action_close()
+
+
+class ResultsScreen(ClosableModal):
     """Per-sequence outcomes of an apply, filled in as they arrive."""
 
     BINDINGS = [Binding("escape", "close", "Close"), Binding("enter", "close", "Close", show=False),
@@ -149,15 +160,9 @@ class ResultsScreen(ModalScreen[None]):
     def on_mount(self) -> None:
         self._show()
 
-    def action_close(self) -> None:
-        self.dismiss(None)
-
-    def on_button_pressed(self, event: Button.Pressed) -> None:
-        event.stop()
-        self.action_close()
 
 
-class CopyScreen(ModalScreen[None]):
+class CopyScreen(ClosableModal):
     """Text that was sent to the clipboard, shown so it can be selected by hand where OSC 52 is ignored."""
 
     BINDINGS = [Binding("escape", "close", "Close")]
@@ -181,15 +186,9 @@ class CopyScreen(ModalScreen[None]):
             with Horizontal(classes="buttons"):
                 yield Button("Close (esc)", id="close")
 
-    def action_close(self) -> None:
-        self.dismiss(None)
-
-    def on_button_pressed(self, event: Button.Pressed) -> None:
-        event.stop()
-        self.action_close()
 
 
-class HelpScreen(ModalScreen[None]):
+class HelpScreen(ClosableModal):
     """Every key, in one place."""
 
     BINDINGS = [Binding("escape", "close", "Close"), Binding("question_mark", "close", "Close", show=False),
@@ -216,9 +215,3 @@ class HelpScreen(ModalScreen[None]):
             with Horizontal(classes="buttons"):
                 yield Button("Close (esc)", id="close")
 
-    def action_close(self) -> None:
-        self.dismiss(None)
-
-    def on_button_pressed(self, event: Button.Pressed) -> None:
-        event.stop()
-        self.action_close()
