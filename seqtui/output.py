@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from .model import CapacityLevel, Report, Status, Verdict, summary_counts
 from .repair import FixPlan, plans_from_verdicts, render, transaction_statements
+
+if TYPE_CHECKING:  # rich is imported lazily, where it is used
+    from rich.table import Table
+    from rich.text import Text
 
 JSON_VERSION = 1
 

@@ -8,7 +8,7 @@ import psycopg
 import pytest
 from psycopg.conninfo import make_conninfo
 
-from conftest import run_seqtui
+from conftest import Run, run_seqtui
 
 
 def check_json(db) -> dict:
@@ -27,7 +27,7 @@ def only_row(report: dict, table: str) -> dict:
     return rows[0]
 
 
-def fix(db, *extra) -> "Run":
+def fix(db, *extra) -> Run:
     return run_seqtui("fix", "--yes", *extra, url=db.url)
 
 
