@@ -119,3 +119,15 @@ async def test_password_is_on_no_screen(db, tmp_path):
     assert "public.t_id_seq" in screens[1]  # the screens were really captured
     for text in screens:
         assert not any(s in text for s in secrets)
+
+
+async def test_statement_timeout_given_to_the_ui_is_what_its_repairs_use(db, tmp_path):
+    db.execute("CREATE TABLE t (id serial PRIMARY KEY); INSERT INTO t VALUES (3)")
+    app = make_app(db.url, tmp_path, statement_timeout=2.5)
+    async with app.run_test(size=SIZE) as pilot:
+        await started(pilot, app)
+        await pilot.press("c")
+        assert "SET LOCAL statement_timeout = '\"'\"'2500ms'\"'\"'" in app.clipboard
+        await pilot.press("escape", "f")
+        await until(pilot, lambda: isinstance(app.screen, PreviewScreen), "the preview")
+        assert "SET LOCAL statement_timeout = '2500ms';" in text_of(app, "preview-text")

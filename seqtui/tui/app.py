@@ -217,6 +217,7 @@ class SeqtuiApp(App[int]):
         self.scope = Scope.from_config(config or Config(), schemas=tuple(schemas or ()),
                                        statement_timeout_ms=int(statement_timeout * 1000),
                                        default_schemas=target.schemas)
+        self.statement_timeout = statement_timeout  # seconds: scans, and each statement of a fix
         self._conn = conn
         self._scanner: LiveScanner | None = None  # one per connection: a reconnect starts afresh
         self.full_every = full_every
@@ -715,7 +716,8 @@ class SeqtuiApp(App[int]):
         if v is None and self.report is not None and not self.rows:
             text = Text("No sequences match." if self.filter_query else "No sequences found in scope.", style="dim")
         else:
-            text = details(v, siblings, plan, self.rate_of(v) if v else None, self.lock_timeout)
+            text = details(v, siblings, plan, self.rate_of(v) if v else None, self.lock_timeout,
+                           self.statement_timeout)
         self.query_one("#details", Static).update(text)
 
     @on(DataTable.RowHighlighted)
@@ -823,7 +825,7 @@ class SeqtuiApp(App[int]):
             if ok:
                 self.apply(plans)
 
-        self.push_screen(PreviewScreen(plans, nothing, self.lock_timeout), callback=confirmed)
+        self.push_screen(PreviewScreen(plans, nothing, self.lock_timeout, self.statement_timeout), callback=confirmed)
 
     def apply(self, plans: list[FixPlan]) -> None:
         """Run confirmed plans once. Called only from the preview's `y`: never on a timer or a reconnect."""
@@ -859,7 +861,8 @@ class SeqtuiApp(App[int]):
             self.post_message(ApplyProgress(result))
 
         try:
-            results = apply_plans(conn, plans, self.lock_timeout, on_result=on_result)
+            results = apply_plans(conn, plans, self.lock_timeout, on_result=on_result,
+                                  statement_timeout=self.statement_timeout)
         except Exception as exc:  # apply_plans reports per plan; this is a last line of defence
             done = {id(r.plan) for r in results}
             for p in plans:
@@ -929,7 +932,7 @@ class SeqtuiApp(App[int]):
             self.notify(f"No psql one-liner for this: {reasons}", severity="warning")
             return
         # One command per line and no comments: zsh treats a pasted `# ...` line as a command.
-        text = "\n".join(oneliner(p, self.lock_timeout) for p in runnable) + "\n"
+        text = "\n".join(oneliner(p, self.lock_timeout, statement_timeout=self.statement_timeout) for p in runnable) + "\n"
         note = "\n".join(describe(p) for p in plans)
         self._copy(f"psql one-liner{'s' if len(runnable) != 1 else ''} (run with $DATABASE_URL set)", text, note)
 
@@ -939,7 +942,7 @@ class SeqtuiApp(App[int]):
             return
         plans = plans_from_verdicts(self.report.verdicts)
         db = self.report.database
-        text = script(plans, self.lock_timeout,
+        text = script(plans, self.lock_timeout, statement_timeout=self.statement_timeout,
                       header=f"seqtui: sequences behind their data in database {db.get('name')}\n"
                              "Run with: psql \"$DATABASE_URL\" -f THIS_FILE")
         self._copy(f"SQL script: {len(plans)} sequence{'s' if len(plans) != 1 else ''} behind", text)

@@ -12,10 +12,11 @@ from textual.widgets import Button, Static, TextArea
 
 from ..apply import FIXED, UNCHANGED, FixResult
 from ..output import fmt_int
-from ..repair import FixPlan, render, transaction_statements
+from ..repair import DEFAULT_STATEMENT_TIMEOUT, FixPlan, render, transaction_statements
 
 
-def preview_text(plans: list[FixPlan], nothing: list[str], lock_timeout: float) -> Text:
+def preview_text(plans: list[FixPlan], nothing: list[str], lock_timeout: float,
+                 statement_timeout: float = DEFAULT_STATEMENT_TIMEOUT) -> Text:
     """Every sequence that will change, its next value now and after, and the exact SQL that runs."""
     out = Text()
     fixable = [p for p in plans if p.fixable]
@@ -37,7 +38,7 @@ def preview_text(plans: list[FixPlan], nothing: list[str], lock_timeout: float) 
         out.append(fmt_int(plan.new_next_value), style="bold green")
         users = ", ".join(f"{c.schema}.{c.table}.{c.column}" for c in plan.consumers)
         out.append(f"  (high-water {fmt_int(plan.high_water)} in {users})\n", style="dim")
-        for stmt in transaction_statements(plan, lock_timeout):
+        for stmt in transaction_statements(plan, lock_timeout, statement_timeout):
             out.append("  " + render(stmt) + ";\n", style="cyan")
         if seq.cache > 1:
             out.append(f"  CACHE {seq.cache}: recycle connection pools afterwards.\n", style="yellow")
@@ -59,18 +60,20 @@ class PreviewScreen(ModalScreen[bool]):
         Binding("escape", "cancel", "Cancel", show=False),
     ]
 
-    def __init__(self, plans: list[FixPlan], nothing: list[str], lock_timeout: float) -> None:
+    def __init__(self, plans: list[FixPlan], nothing: list[str], lock_timeout: float,
+                 statement_timeout: float = DEFAULT_STATEMENT_TIMEOUT) -> None:
         super().__init__()
         self.plans = plans
         self.nothing = nothing
         self.lock_timeout = lock_timeout
+        self.statement_timeout = statement_timeout
         self.can_apply = any(p.fixable for p in plans)
 
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog", classes="dialog"):
             yield Static("Preview repair" if self.can_apply else "Nothing to repair", classes="title")
             with VerticalScroll(classes="body"):
-                yield Static(preview_text(self.plans, self.nothing, self.lock_timeout), id="preview-text")
+                yield Static(preview_text(self.plans, self.nothing, self.lock_timeout, self.statement_timeout), id="preview-text")
             with Horizontal(classes="buttons"):
                 if self.can_apply:
                     yield Button("Apply (y)", id="apply", variant="error")
