@@ -56,14 +56,9 @@ class RateTracker:
             if oid in seen:
                 continue
             seen.add(oid)
-            value = state.last_value + seq.increment if state.is_called else state.last_value
-            samples = samples_of.get(oid)
+            samples = self._record(oid, next_value(state, seq.increment), now, new)
             if samples is None:
-                samples_of[oid] = deque(((now, value),), maxlen=MAX_SAMPLES)
-                new.add(oid)
                 continue
-            if samples[-1][1] != value:
-                samples.append((now, value))
             # keep one sample at or before the window's start: the value the window starts from
             while len(samples) > 1 and samples[1][0] <= cutoff:
                 samples.popleft()
@@ -88,13 +83,8 @@ class RateTracker:
             oid = seq.oid
             seen.add(oid)
             dirty.add(oid)
-            value = state.last_value + seq.increment if state.is_called else state.last_value
-            samples = samples_of.get(oid)
-            if samples is None:
-                samples_of[oid] = deque(((now, value),), maxlen=MAX_SAMPLES)
-                new.add(oid)
-            elif samples[-1][1] != value:
-                samples.append((now, value))
+            samples = self._record(oid, next_value(state, seq.increment), now, new)
+            if samples is not None and len(samples) > 1:
                 moving.add(oid)
         for oid in list(moving):
             samples = samples_of[oid]
@@ -103,6 +93,18 @@ class RateTracker:
             if len(samples) == 1:
                 moving.discard(oid)
         return dirty
+
+    def _record(self, oid: int, value: int, now: float, new: set) -> deque | None:
+        """Add a sample if the value moved; a sequence seen for the first time goes into `new` and
+        gets None back (it has no history to trim or rate yet)."""
+        samples = self._samples.get(oid)
+        if samples is None:
+            self._samples[oid] = deque(((now, value),), maxlen=MAX_SAMPLES)
+            new.add(oid)
+            return None
+        if samples[-1][1] != value:
+            samples.append((now, value))
+        return samples
 
     def forget(self, seq_oids) -> None:
         """Start afresh: a setval jump (our own repair) is not consumption."""
