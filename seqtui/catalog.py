@@ -189,8 +189,40 @@ def read_high_waters(conn: psycopg.Connection, targets: list[tuple[Consumer, boo
     return results  # type: ignore[return-value]
 
 
+# PostgreSQL 18 added pg_get_sequence_data(regclass) (for pg_dump): last_value and is_called of any
+# sequence from one function call, so one statement reads them all with no per-sequence planning.
+SEQUENCE_DATA_FUNCTION_SINCE = 180000
+STATE_FUNCTION_CHUNK = 500
+
+
+def _read_states_by_function(conn: psycopg.Connection, sequences: list[Sequence],
+                             indexes: list[int]) -> dict[int, SequenceState]:
+    """States of sequences[i] for i in indexes, in one statement (measured at 10,000 sequences: ~0.3 s
+    against 1.1-1.5 s for UNION ALL chunks, whose cost is planning a scan of each relation).
+
+    The function gives NULLs for a sequence it cannot read (dropped meanwhile, no SELECT privilege):
+    those are left out, and the caller reads them from the relation, which says why. Empty if the
+    function is not there (a server that reports 18 without it): the caller then reads them all."""
+    states = {}
+    # Each call locks its sequence until the statement ends; chunks keep that well inside the
+    # server's shared lock table (max_locks_per_transaction x max_connections, 6,400 by default).
+    for chunk in _chunks(indexes, STATE_FUNCTION_CHUNK):
+        try:
+            rows = conn.execute(
+                "SELECT i, d.last_value, d.is_called FROM unnest(%s::int4[], %s::oid[]) AS s(i, seq), "
+                "pg_catalog.pg_get_sequence_data(s.seq::regclass) AS d",
+                (chunk, [sequences[i].oid for i in chunk])).fetchall()
+        except psycopg.Error:  # a read: those of this chunk are read again from the relations
+            if conn.broken or conn.closed:
+                raise
+            continue
+        states.update((i, SequenceState(last_value, is_called)) for i, last_value, is_called in rows
+                      if last_value is not None and is_called is not None)
+    return states
+
+
 def read_states(conn: psycopg.Connection, sequences: list[Sequence]) -> list[SequenceState | None | str]:
-    """last_value and is_called of each sequence, read from the relation itself (DESIGN fact 3:
+    """last_value and is_called of each sequence, read from the sequence itself (DESIGN fact 3:
     pg_sequences.last_value is NULL both before the first nextval and without privilege).
     Returns a state, or a string saying why it could not be read."""
     results: list = [None] * len(sequences)
@@ -200,6 +232,12 @@ def read_states(conn: psycopg.Connection, sequences: list[Sequence]) -> list[Seq
             readable.append(i)
         else:
             results[i] = "no SELECT privilege on the sequence (or USAGE on its schema)"
+    if readable and conn.info.server_version >= SEQUENCE_DATA_FUNCTION_SINCE:
+        for i, state in _read_states_by_function(conn, sequences, readable).items():
+            results[i] = state
+        readable = [i for i in readable if results[i] is None]
+    if not readable:
+        return results
 
     def select(i: int) -> sql.Composed:
         seq = sequences[i]
@@ -253,7 +291,8 @@ def observe(conn: psycopg.Connection, discovered: Iterable[tuple[Sequence, tuple
     discovered = list(discovered)
     targets = [(c, seq.ascending) for seq, consumers in discovered for c in consumers if c.comparable]
     hws = iter(read_high_waters(conn, targets, statement_timeout_ms))
-    states = read_states(conn, [seq for seq, _ in discovered])
+    with _statement_timeout(conn, statement_timeout_ms):  # a sequence locked by ALTER SEQUENCE waits
+        states = read_states(conn, [seq for seq, _ in discovered])
 
     observations = []
     for (seq, consumers), state in zip(discovered, states):

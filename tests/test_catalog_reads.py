@@ -1,0 +1,80 @@
+"""The batched reads of catalog.py against a real server: both ways of reading sequence state agree,
+and what cannot be read is said per sequence, not by failing the scan."""
+
+from __future__ import annotations
+
+import threading
+
+import psycopg
+import pytest
+
+from seqtui import catalog
+from seqtui.connect import connect, resolve
+
+SHAPES = """
+    CREATE SEQUENCE fresh;                                   -- never called: next is START
+    CREATE SEQUENCE called; SELECT nextval('called'), nextval('called');
+    CREATE SEQUENCE set_false; SELECT setval('set_false', 40, false);
+    CREATE SEQUENCE down INCREMENT -3 MAXVALUE -1 START -1; SELECT nextval('down'), nextval('down');
+    CREATE SEQUENCE "Odd ""name"".x" START 7; SELECT nextval('"Odd ""name"".x"');
+"""
+
+
+@pytest.fixture
+def conn(db):
+    db.execute(SHAPES)
+    with connect(resolve(db.url)) as conn:
+        yield conn
+
+
+def sequences(conn) -> list:
+    return [seq for seq, _ in catalog.discover(conn)]
+
+
+def test_function_and_relation_reads_agree(conn, db, monkeypatch):
+    seqs = sequences(conn)
+    assert conn.info.server_version >= catalog.SEQUENCE_DATA_FUNCTION_SINCE  # the suite runs PostgreSQL 18
+    by_function = catalog.read_states(conn, seqs)
+    monkeypatch.setattr(catalog, "SEQUENCE_DATA_FUNCTION_SINCE", 10**9)  # the path older servers take
+    by_relation = catalog.read_states(conn, seqs)
+    assert by_function == by_relation
+    got = {s.name: (st.last_value, st.is_called) for s, st in zip(seqs, by_function)}
+    assert got == {"fresh": (1, False), "called": (2, True), "set_false": (40, False), "down": (-4, True),
+                   'Odd "name".x': (7, True)}
+
+
+def test_more_sequences_than_one_chunk(conn, db, monkeypatch):
+    monkeypatch.setattr(catalog, "STATE_FUNCTION_CHUNK", 2)
+    db.execute("SELECT setval('fresh', 99)")
+    states = catalog.read_states(conn, seqs := sequences(conn))
+    assert {s.name: st.last_value for s, st in zip(seqs, states)}["fresh"] == 99
+    assert all(isinstance(st, catalog.SequenceState) for st in states)
+
+
+def test_sequence_dropped_after_discovery_is_said_per_row(conn, db):
+    seqs = sequences(conn)
+    db.execute("DROP SEQUENCE called")
+    states = dict(zip([s.name for s in seqs], catalog.read_states(conn, seqs)))
+    assert isinstance(states["called"], str) and "does not exist" in states["called"]
+    assert states["set_false"] == catalog.SequenceState(40, False)
+
+
+def test_sequence_locked_by_another_session_times_out_alone(conn, db):
+    discovered = catalog.discover(conn)
+    holder = psycopg.connect(db.url)
+    # if the read were not bounded it would wait for the holder: let go after a while, so that such a
+    # regression fails the assertions below instead of hanging the suite
+    release = threading.Timer(20, holder.close)
+    try:
+        holder.execute("DROP SEQUENCE set_false")  # uncommitted: holds ACCESS EXCLUSIVE on it
+        release.start()
+        observations = catalog.observe(conn, discovered, statement_timeout_ms=300)
+    finally:
+        release.cancel()
+        holder.close()
+    by_name = {o.sequence.name: o for o in observations}
+    assert by_name["set_false"].state is None
+    assert "statement timeout" in by_name["set_false"].state_detail
+    assert by_name["called"].state == catalog.SequenceState(2, True)
+    # the session's own statement_timeout is back as it was
+    assert conn.execute("SHOW statement_timeout").fetchone()[0] == "0"
