@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
@@ -141,20 +141,24 @@ def _scope(args, target: Target, config) -> Scope:
                              default_schemas=target.schemas)
 
 
-def _progress(message: str):
-    """A spinner on stderr when a person is watching; nothing (and no rich import) in pipes and CI logs."""
+@contextmanager
+def _scanning():
+    """A spinner with the scan's progress on stderr when a person is watching; nothing (and no rich
+    import) in pipes and CI logs. Yields the progress callback for scan(), or None."""
     if not sys.stderr.isatty():
-        return nullcontext()
+        yield None
+        return
     from rich.console import Console
 
-    return Console(stderr=True).status(message)
+    with Console(stderr=True).status("scanning sequences…") as status:
+        yield lambda done, total: status.update(f"scanning sequences… {done:,} of {total:,} measured")
 
 
 def cmd_check(args, target, config) -> int:
     from .output import DETAIL_WIDTH, check_notes, check_table, report_json
 
-    with _connection(target) as conn, _progress("scanning sequences…"):
-        report = scan(conn, _scope(args, target, config))
+    with _connection(target) as conn, _scanning() as progress:
+        report = scan(conn, _scope(args, target, config), progress)
     code = exit_code(report.verdicts)
     if args.json:
         # Pretty for a person, compact in pipes. json.dumps, not json.dump: only the one-shot dumps
@@ -174,8 +178,8 @@ def cmd_check(args, target, config) -> int:
 
 
 def cmd_sql(args, target, config) -> int:
-    with _connection(target) as conn, _progress("scanning sequences…"):
-        report = scan(conn, _scope(args, target, config))
+    with _connection(target) as conn, _scanning() as progress:
+        report = scan(conn, _scope(args, target, config), progress)
     plans = plans_from_verdicts(report.verdicts, include_all=args.all)
     if args.oneliners:
         for plan in plans:
@@ -202,8 +206,8 @@ def cmd_fix(args, target, config) -> int:
     from .repair import render, transaction_statements
 
     with _connection(target) as conn:
-        with _progress("scanning sequences…"):
-            report = scan(conn, _scope(args, target, config))
+        with _scanning() as progress:
+            report = scan(conn, _scope(args, target, config), progress)
         plans = plans_from_verdicts(report.verdicts)
         if not plans:
             print("nothing to fix: no sequence is behind its data")

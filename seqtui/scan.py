@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from fnmatch import fnmatchcase
+from typing import Callable
 
 import psycopg
 
@@ -122,12 +123,18 @@ def assemble(info: catalog.ServerInfo, verdicts: list[Verdict], observations, sc
                   read_only=info.read_only or info.in_recovery, read_only_reason=info.read_only_reason)
 
 
-def scan(conn: psycopg.Connection, scope: Scope | None = None) -> Report:
-    """A fresh, complete reading of the database within `scope`."""
+def scan(conn: psycopg.Connection, scope: Scope | None = None,
+         progress: Callable[[int, int], None] | None = None) -> Report:
+    """A fresh, complete reading of the database within `scope`. `progress(measured, all)` is called
+    as groups of sequences are measured (a big database takes seconds)."""
     scope = scope or Scope()
     info = catalog.server_info(conn)
     discovered = narrow(catalog.discover(conn), scope)
-    observations = catalog.observe(conn, discovered, scope.statement_timeout_ms)
+    observations = []
+    for group in catalog.observe_in_groups(conn, discovered, scope.statement_timeout_ms):
+        observations += group
+        if progress is not None:
+            progress(len(observations), len(discovered))
     verdicts = [v for obs in observations for v in judge(obs, scope.thresholds)]
     watched = watched_columns(conn, scope.watch) if scope.watch else {}
     return assemble(info, verdicts, observations, scope, watched)
