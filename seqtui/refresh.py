@@ -12,7 +12,7 @@ nextval that inserted nothing).
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable
 
 import psycopg
@@ -56,7 +56,10 @@ class LiveScanner:
             return {}
         return dict(self.conn.execute(catalog.load_sql("write_counters.sql"), (tables,)).fetchall())
 
-    def tick(self, full: bool = False) -> Report:
+    def tick(self, full: bool = False, progress: Callable[[Report, int, int], None] | None = None) -> Report:
+        """The next Report. `progress`, if given, is called on the first scan of this scanner (when
+        there is nothing to show yet) with a Report of the sequences measured so far, the number of
+        them and the number of all, after each group of about catalog.GROUP consumers."""
         start = self.clock()
         info = catalog.server_info(self.conn)
         signature = self.conn.execute(catalog.load_sql("signature.sql")).fetchone()[0]
@@ -76,9 +79,17 @@ class LiveScanner:
             moved = changed_tables(self._counters, counters)
             todo = [(seq, consumers) for seq, consumers in discovered
                     if any(c.table_oid in moved for c in consumers)]
-        for obs in catalog.observe(self.conn, todo, self.scope.statement_timeout_ms):
-            self._observations[obs.sequence.oid] = obs
-            self._verdicts[obs.sequence.oid] = judge(obs, self.scope.thresholds)
+        first = progress is not None and self._discovered is None
+        partial_scope = replace(self.scope, watch=())  # a watched table not measured yet is not missing
+        measured: list[Observation] = []
+        for group in catalog.observe_in_groups(self.conn, todo, self.scope.statement_timeout_ms):
+            for obs in group:
+                self._observations[obs.sequence.oid] = obs
+                self._verdicts[obs.sequence.oid] = judge(obs, self.scope.thresholds)
+            if first and len(measured) + len(group) < len(todo):
+                measured += group
+                progress(assemble(info, [v for o in measured for v in self._verdicts[o.sequence.oid]],
+                                  measured, partial_scope, {}), len(measured), len(todo))
         if full and self.scope.watch:
             self._watched = watched_columns(self.conn, self.scope.watch)
         self._discovered, self._signature, self._counters = discovered, signature, counters

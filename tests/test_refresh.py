@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 
 import psycopg
 import pytest
@@ -137,3 +138,27 @@ def test_changes_counters_cannot_see_are_caught_by_the_periodic_full_scan(live, 
 
 def test_changed_tables_is_pure():
     assert changed_tables({1: 5, 2: 7}, {1: 5, 2: 8, 3: 0}) == {2, 3}
+
+
+def test_first_scan_reports_its_progress_group_by_group(live, db, monkeypatch):
+    """A big database shows its first rows while the rest is measured: each progress report holds
+    only measured sequences, judged as the final report judges them; later ticks report none."""
+    from seqtui import catalog
+    from seqtui.config import WatchEntry
+    from seqtui.scan import Scope
+
+    monkeypatch.setattr(catalog, "GROUP", 1)  # one sequence (or shared sequence) per group
+    scanner, _ = live
+    scanner.scope = Scope(watch=(WatchEntry(table="a", column=None),))
+    seen = []
+    final = scanner.tick(progress=lambda report, done, total: seen.append((report, done, total)))
+    final_by_key = {v.key: v for v in final.verdicts}
+    assert [(done, total) for _, done, total in seen] == [(1, 3), (2, 3)]
+    for report, done, _ in seen:
+        assert len({v.sequence.oid for v in report.verdicts}) == done
+        # the same verdicts, except that watch marks and rows come with the final report
+        assert all(v == replace(final_by_key[v.key], watched=False) for v in report.verdicts)
+    assert any(v.watched for v in final.verdicts)
+    assert statuses(final) == {"a": "behind", "b": "ok", "s1": "ok", "s2": "empty"}
+    scanner.tick(full=True, progress=lambda *a: seen.append(a))
+    assert len(seen) == 2

@@ -111,6 +111,38 @@ async def test_behind_rows_appear_with_status_and_header(db, tmp_path):
         assert "public.orders_id_seq" in details and "setval" in details and "indexed" in details
 
 
+async def test_first_scan_shows_rows_while_it_measures_the_rest(db, tmp_path, monkeypatch):
+    """On a big database the first rows show before the scan ends, with its progress in the header;
+    the final report completes the table and the progress goes away."""
+    from seqtui import catalog
+    from seqtui.tui import app as app_module
+
+    for t in ("t1", "t2", "t3", "t4"):
+        drifted(db, t, rows=3)
+    monkeypatch.setattr(catalog, "GROUP", 1)          # a group per sequence
+    monkeypatch.setattr(app_module, "PROGRESS_EVERY", 0)  # every group shown (normally throttled)
+    seen: dict = {}
+
+    class Recording(SeqtuiApp):
+        CSS_PATH = str(Path(app_module.__file__).with_name(SeqtuiApp.CSS_PATH))  # relative to app.py
+
+        def _show_header(self) -> None:
+            super()._show_header()
+            if self.measuring is not None:
+                seen[self.measuring] = (self.table.row_count, text_of(self, "summary-line"))
+
+    app = Recording(resolve(db.url), Config(), audit_log=str(tmp_path / "audit.jsonl"), interval=3600)
+    async with app.run_test(size=SIZE) as pilot:
+        await started(pilot, app)
+        assert sorted(seen) == [(1, 4), (2, 4), (3, 4)]
+        for (done, total), (rows, summary) in seen.items():
+            assert rows == done
+            assert f"measuring… {done} of {total} sequences" in summary and f"{done} behind" in summary
+        assert app.table.row_count == 4 and app.measuring is None
+        assert "measuring" not in text_of(app, "summary-line")
+        assert all(cell(app, f"public.t{i}.id", "status") == "behind" for i in range(1, 5))
+
+
 async def test_select_preview_apply_fixes_exactly_the_selection(db, tmp_path):
     drifted(db, "a", "b")
     app = make_app(db.url, tmp_path)

@@ -47,6 +47,7 @@ from .table import (COLUMN_KEYS, COLUMNS, SORTABLE, Cell, diff_some, matches, or
 
 INTERVAL_STEPS = (0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
 BACKOFF = (1.0, 30.0)  # first retry after a lost connection, and the cap of the doubling
+PROGRESS_EVERY = 0.3  # seconds between the first scan's progress reports
 COLUMN_LABELS = {c.key: c.label for c in COLUMNS}
 
 # (key as shown, what it does): the help screen; the bindings below are the same keys.
@@ -77,9 +78,14 @@ def _fmt_interval(seconds: float) -> str:
 # -- messages from workers ------------------------------------------------------------------
 
 class Refreshed(Message):
-    def __init__(self, report: Report, mono: float, status: str | None, tick: TickInfo | None = None) -> None:
+    """A new Report. `measuring` = (sequences measured, all of them) while the first scan of a big
+    database is still running: the report then holds only the sequences measured so far."""
+
+    def __init__(self, report: Report, mono: float, status: str | None, tick: TickInfo | None = None,
+                 measuring: tuple[int, int] | None = None) -> None:
         super().__init__()
         self.report, self.mono, self.status, self.tick = report, mono, status, tick
+        self.measuring = measuring
 
 
 class RefreshFailed(Message):
@@ -261,6 +267,8 @@ class SeqtuiApp(App[int]):
         self._full_again = False
         self._timer: Timer | None = None
         self.refresh_count = 0        # successful refreshes: tests wait on it
+        self.measuring: tuple[int, int] | None = None  # the first scan's progress, while it runs
+        self._progress_posted: float | None = None  # when the worker last posted progress
         self.last_refresh: datetime | None = None
         self.last_error: str | None = None
         self.lost: str | None = None  # why the connection is down; the table is stale meanwhile
@@ -331,7 +339,7 @@ class SeqtuiApp(App[int]):
             scanner = self._scanner
             if scanner is None or scanner.conn is not conn:
                 scanner = self._scanner = LiveScanner(conn, self.scope, full_every=self.full_every)
-            report = scanner.tick(full=full)
+            report = scanner.tick(full=full, progress=self._post_progress if self.report is None else None)
         except ConnectError as exc:
             self.post_message(RefreshFailed(str(exc), lost=True))
             return
@@ -353,6 +361,14 @@ class SeqtuiApp(App[int]):
             except Exception as exc:  # the demo's counter is decoration: never let it break a refresh
                 status = f"(status unavailable: {exc})"
         self.post_message(Refreshed(report, time.monotonic(), status, scanner.last_tick))
+
+    def _post_progress(self, report: Report, done: int, total: int) -> None:
+        """The first scan's rows so far, from the worker thread. At most one every PROGRESS_EVERY
+        seconds after the first: each costs the UI a pass over every row shown."""
+        now = time.monotonic()
+        if self._progress_posted is None or now - self._progress_posted >= PROGRESS_EVERY:
+            self._progress_posted = now
+            self.post_message(Refreshed(report, now, None, None, measuring=(done, total)))
 
     def _close_conn(self) -> None:
         conn, self._conn = self._conn, None
@@ -384,12 +400,18 @@ class SeqtuiApp(App[int]):
         if not self.live_screen:
             return
         started = time.perf_counter()
-        self.last_tick = message.tick
+        partial = message.measuring is not None
+        if not partial:
+            self.last_tick = message.tick
+        elif self.report is not None and self.measuring is None:
+            return  # a late progress report of a scan that has already ended
+        self.measuring = message.measuring
         if self.lost is not None:
             self.notify("Reconnected. The table is live again; no repair was re-run.", title="Connection")
         self.lost, self.attempts, self.retry_at, self.last_error = None, 0, None, None
-        self.status_text = message.status
-        self.last_refresh = self.clock()
+        if not partial:
+            self.status_text = message.status
+            self.last_refresh = self.clock()
         # Row keys by verdict identity: a LiveScanner's incremental tick hands back the very same
         # Verdict objects for every sequence it did not re-measure, so only new objects need a key
         # (and a look). The previous report still holds the old objects: no id is reused meanwhile.
@@ -416,7 +438,8 @@ class SeqtuiApp(App[int]):
                 rate = self.rates.rate
                 self._rate.update((o, rate(o)) for o in oids)
         else:
-            self.rates.observe(message.report.verdicts, message.mono)
+            if not partial:  # the same values seen twice a moment apart are not a rate of zero
+                self.rates.observe(message.report.verdicts, message.mono)
             self.selected &= set(verdicts)  # a vanished row cannot be repaired
             keys_of: dict[int, list[str]] = {}
             for key, v in verdicts.items():
@@ -429,6 +452,8 @@ class SeqtuiApp(App[int]):
         self._show_header()
         self._show_details()
         self.refresh_bindings()
+        if partial:
+            return  # the scan goes on: its final report follows
         self.refresh_ui_seconds = time.perf_counter() - started
         self.refresh_count += 1
         self._after_refresh(self.interval)
@@ -663,6 +688,9 @@ class SeqtuiApp(App[int]):
                 summary.append(part, style={"behind": "bold red", "critical": "bold dark_orange",
                                             "warning": "yellow", "ok": "green", "unreadable": "magenta",
                                             "timeout": "magenta", "missing": "magenta"}.get(word, ""))
+        if self.measuring is not None:
+            done, total = self.measuring
+            summary.append(f"  measuring… {done:,} of {total:,} sequences", style="bold cyan")
         if self.last_refresh is not None:
             summary.append(f"  refreshed {self.last_refresh:%H:%M:%S}", style="dim")
         summary.append(f" · every {_fmt_interval(self.interval)}" if self.live else " · manual refresh",
