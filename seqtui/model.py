@@ -356,12 +356,19 @@ def exit_code(verdicts: list[Verdict] | tuple[Verdict, ...]) -> int:
 
 def summary_counts(verdicts) -> dict[str, int]:
     """Counts for a one-line summary: statuses plus capacity warnings/criticals."""
-    counts: dict[str, int] = {}
-    for v in verdicts:
-        counts[v.status.value] = counts.get(v.status.value, 0) + 1
-        if v.capacity_level in (CapacityLevel.WARNING, CapacityLevel.CRITICAL):
-            counts[v.capacity_level.value] = counts.get(v.capacity_level.value, 0) + 1
-    return counts
+    return adjust_counts({}, (), verdicts)
+
+
+def adjust_counts(counts: dict[str, int], removed, added) -> dict[str, int]:
+    """summary_counts() after some verdicts left and others came, without recounting the rest (a live
+    view of 10,000 rows where a hundred changed)."""
+    out = dict(counts)
+    for sign, verdicts in ((-1, removed), (1, added)):
+        for v in verdicts:
+            out[v.status.value] = out.get(v.status.value, 0) + sign
+            if v.capacity_level in (CapacityLevel.WARNING, CapacityLevel.CRITICAL):
+                out[v.capacity_level.value] = out.get(v.capacity_level.value, 0) + sign
+    return {k: n for k, n in out.items() if n}
 
 
 SORT_ORDER = {s: i for i, s in enumerate(Status)}

@@ -107,7 +107,11 @@ def row_target(v: Verdict) -> str:
 
 
 def summary_line(report: Report) -> str:
-    counts = summary_counts(report.verdicts)
+    return summary_text(summary_counts(report.verdicts))
+
+
+def summary_text(counts: dict[str, int]) -> str:
+    """'3 behind · 1 critical · 40 ok', worst first."""
     order = ["behind", "critical", "warning", "unreadable", "timeout", "missing", "incomparable", "ok",
              "empty", "unused"]
     parts = [f"{counts[k]} {k}" for k in order if counts.get(k)]

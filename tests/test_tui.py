@@ -319,14 +319,15 @@ async def test_refresh_updates_cells_keeps_cursor_selection_and_handles_new_and_
         # on the refresh before)
         await refreshed(pilot, app)
         calls = []
-        original = app.table.update_cell
-        app.table.update_cell = lambda *a, **kw: (calls.append(a), original(*a, **kw))
+        original = app.table.set_cells
+        app.table.set_cells = lambda cells: (calls.extend(cells), original(cells))
         await refreshed(pilot, app)
         assert calls == []
         db.execute("INSERT INTO public.c (id) VALUES (501)")
         await refreshed(pilot, app)
         assert [(str(k), col) for k, col, _ in calls] == [(key_of(app, "public.c.id"), "hw")]
-        app.table.update_cell = original
+        assert cell(app, "public.c.id", "hw") == "501"
+        app.table.set_cells = original
         # a dropped selected table leaves the selection
         db.execute("DROP TABLE public.a")
         await refreshed(pilot, app)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given, strategies as st
 
 from seqtui.model import CapacityLevel, Consumer, Sequence, SequenceState, Status, Verdict
@@ -158,3 +159,40 @@ def test_observing_only_changed_verdicts_agrees_with_observing_all():
         assert full.rates() == some.rates()
         if dirty is not None:
             assert {o for o, r in full.rates().items() if r} <= dirty | {o for o in (2, 3)}
+
+
+@pytest.mark.asyncio
+async def test_live_table_draws_updated_cells_and_new_orders():
+    """SeqTable keeps its row layout across cell updates (for speed): what it draws must still follow
+    every set_cells() and every new order."""
+    from textual.app import App
+
+    from seqtui.tui.app import Shown
+    from seqtui.tui.seqtable import SeqTable
+
+    class OneTable(App):
+        def compose(self):
+            yield SeqTable()
+
+    app = OneTable()
+    async with app.run_test(size=(30, 6)) as pilot:
+        table = app.query_one(SeqTable)
+        table.add_column("name", key="name")
+        table.add_column("n", key="n")
+        table.show_rows(["a", "b", "c"], {k: (Shown(Cell(k)), Shown(Cell("1"))) for k in "abc"})
+        await pilot.pause()
+
+        def drawn() -> list[list[str]]:  # line 0 is the header
+            return [table.render_line(y).text.split() for y in range(1, 4)]
+
+        assert drawn() == [["a", "1"], ["b", "1"], ["c", "1"]]
+        table.set_cells([("b", "n", Shown(Cell("22"))), ("c", "n", Shown(Cell("3")))])
+        await pilot.pause()
+        assert drawn() == [["a", "1"], ["b", "22"], ["c", "3"]]
+        table.show_rows(["c", "a"], {})
+        await pilot.pause()
+        assert drawn()[:2] == [["c", "3"], ["a", "1"]] and table.row_count == 2
+        table.set_cells([("a", "n", Shown(Cell("4")))])
+        table.show_rows(["a", "c", "d"], {"d": (Shown(Cell("d")), Shown(Cell("5")))})
+        await pilot.pause()
+        assert drawn() == [["a", "4"], ["c", "3"], ["d", "5"]]

@@ -26,22 +26,21 @@ from textual.containers import Container, VerticalScroll
 from textual.message import Message
 from textual.screen import Screen
 from textual.timer import Timer
-from textual._two_way_dict import TwoWayDict
 from textual.widgets import DataTable, Footer, Input, Static
-from textual.widgets._data_table import Row, RowKey
 
 from ..apply import FAILED, FIXED, FixResult, apply_plans
 from ..audit import AuditError, AuditLog, default_path as default_audit_path
 from ..config import Config
 from ..connect import ConnectError, Target, connect
-from ..model import Report, Status, Verdict
-from ..output import summary_line
+from ..model import Report, Status, Verdict, adjust_counts, summary_counts
+from ..output import summary_text
 from ..repair import DEFAULT_LOCK_TIMEOUT, FixPlan, describe, oneliner, plans_from_verdicts, script
 from ..refresh import LiveScanner, TickInfo
 from ..scan import Scope
 from .details import details
 from .rates import RateTracker
 from .screens import CopyScreen, HelpScreen, PreviewScreen, ResultsScreen
+from .seqtable import SeqTable
 from .table import (COLUMN_KEYS, COLUMNS, SORTABLE, Cell, diff_some, matches, ordered, rate_cell_of, row_cells,
                     sort_key)
 
@@ -104,75 +103,6 @@ class ApplyFinished(Message):
     def __init__(self, results: list[FixResult]) -> None:
         super().__init__()
         self.results = results
-
-
-class SeqTable(DataTable):
-    """The live table. `enter` previews a repair; a mouse click on the highlighted row toggles it."""
-
-    BINDINGS = [Binding("enter", "app.preview", "Preview", show=False),
-                Binding("enter", "app.explain_read_only", "Read-only", show=False)]
-
-    async def _on_idle(self, event) -> None:
-        # Workaround for Textual's DataTable (8.2): column widths are measured on idle, but a cell
-        # rendered before that (the cursor row, drawn as soon as rows are added) stays in a render
-        # cache whose key has no width, so the row keeps showing truncated cells ("billin" for
-        # "billing") until something else changes. After widths are re-measured, invalidate it.
-        remeasure = bool(getattr(self, "_updated_cells", None)) or getattr(self, "_require_update_dimensions", False)
-        await super()._on_idle(event)
-        if remeasure and hasattr(self, "_clear_caches"):
-            self._clear_caches()
-            self.refresh()
-
-    def show_rows(self, order: list[str], new: dict[str, tuple]) -> None:
-        """Show exactly the rows `order`, in that order, in one pass: rows not in it go, rows in `new`
-        (key -> cells) come. Rows already shown keep their cells (update them with update_cell).
-
-        DataTable's own add_row/remove_row/sort are fine for a few rows but not for 10,000: each
-        remove_row re-indexes every row and redraws the hover cell (a filter keystroke hiding 9,000 rows
-        took minutes), and every added cell is measured on idle (seconds for 10,000 rows). Here rows
-        are dict operations, and column widths come from the cells' text, which is all a one-line
-        cell is."""
-        data, rows = self._data, self.rows
-        keep = set(order)
-        gone = [rk for rk in data if rk.value not in keep]
-        for rk in gone:
-            del data[rk]
-            del rows[rk]
-        if gone:
-            self._updated_cells = {c for c in self._updated_cells if c.row_key in data}
-            self._new_rows.difference_update(gone)
-        columns = self.ordered_columns
-        widths = [c.content_width for c in columns]
-        for key, cells in new.items():
-            rk = RowKey(key)
-            data[rk] = {c.key: cell for c, cell in zip(columns, cells)}
-            rows[rk] = Row(rk, 1, None, False)
-            for i, cell in enumerate(cells):
-                w = cell.width
-                if w > widths[i]:
-                    widths[i] = w
-        for column, width in zip(columns, widths):
-            column.content_width = width
-        key_of = {rk.value: rk for rk in data}
-        self._row_locations = TwoWayDict({key_of[k]: i for i, k in enumerate(order)})
-        self._require_update_dimensions = True  # the virtual size, on idle (no row is measured)
-        self._update_count += 1
-        self._clear_caches()
-        self.cursor_coordinate = self.cursor_coordinate  # clamped to the new row count
-        self.hover_coordinate = self.hover_coordinate
-        self.check_idle()
-        self.refresh(layout=True)
-
-    def widen(self, column: str, width: int) -> bool:
-        """Make room for a cell `width` wide; True if the column grew. Columns never shrink on a
-        refresh: DataTable would re-measure the whole column for every narrower cell."""
-        col = self.columns[column]
-        if width <= col.content_width:
-            return False
-        col.content_width = width
-        self._require_update_dimensions = True
-        self.check_idle()
-        return True
 
 
 class FilterInput(Input):
@@ -245,7 +175,9 @@ class SeqtuiApp(App[int]):
         self._cells: dict[str, tuple] = {}
         self._order: list[str] = []      # keys shown, in order, and the view that ordered them
         self._view: tuple | None = None
-        self._summary: tuple[Report | None, str] = (None, "")  # summary_line of a report
+        self._counts: dict[str, int] = {}  # summary_counts of the current report, kept up to date
+        self._summary: tuple[dict | None, str] = (None, "")  # summary_text of those counts
+        self._bindings_state: tuple | None = None  # what check_action depends on, last time asked
         self._shown: dict[str, tuple] = {}  # row key -> (cells, the DataTable's cells for them)
         self._key_by_id: dict[int, str] = {}  # id(verdict) -> row key, for the current report's verdicts
         self._keys_of_oid: dict[int, list[str]] = {}  # sequence OID -> its rows' keys
@@ -429,6 +361,9 @@ class SeqtuiApp(App[int]):
         self._key_by_id = ids
         self.report = message.report
         self.verdicts = verdicts
+        # A hundred changed rows of 10,000 adjust the counts; recounting all costs ~20 ms a refresh.
+        self._counts = (adjust_counts(self._counts, [old[k] for k in changed], [verdicts[k] for k in changed])
+                        if same else summary_counts(verdicts.values()))
         dirty = None
         if same:  # the same rows: look only at the new verdicts and the rates that can move
             oids = self.rates.observe(message.report.verdicts, message.mono, [verdicts[k] for k in changed])
@@ -451,7 +386,7 @@ class SeqtuiApp(App[int]):
         self._show_rows(dirty)
         self._show_header()
         self._show_details()
-        self.refresh_bindings()
+        self._refresh_bindings()
         if partial:
             return  # the scan goes on: its final report follows
         self.refresh_ui_seconds = time.perf_counter() - started
@@ -543,8 +478,6 @@ class SeqtuiApp(App[int]):
                     touched.append(key)
                     before[key] = hit
             same_rows = True
-        if not touched and same_rows and self._summary[0] is not None:
-            self._summary = (self.report, self._summary[1])  # same counts as the last report's
 
         if view == self._view and same_rows and all(self._same_place(before.get(k), fresh[k]) for k in touched):
             order = self._order
@@ -565,11 +498,11 @@ class SeqtuiApp(App[int]):
             if change.removed or change.added or order != self._order:
                 table.show_rows(order, {k: self._shown_row(k, cells) for k, cells in change.added})
                 self.rows = {k: fresh[k][3] for k in order}
+            updates = []
             for key, col, cell in change.changed:
-                shown_cell = Shown(cell, col)
-                table.widen(col, shown_cell.width)
-                table.update_cell(key, col, shown_cell)
+                updates.append((key, col, Shown(cell, col)))
                 self.rows[key] = fresh[key][3]
+            table.set_cells(updates)
             for key in touched:
                 self._shown.pop(key, None)
             self._order, self._view = order, view
@@ -641,7 +574,7 @@ class SeqtuiApp(App[int]):
         cells = row_cells(v, rate, sel)
         self._cells[key] = (v, rate, sel, cells)
         self.rows[key] = cells
-        self.table.update_cell(key, "sel", Shown(cells[0], "sel"))
+        self.table.set_cells([(key, "sel", Shown(cells[0], "sel"))])
 
     # -- header and details ---------------------------------------------------------------------
 
@@ -678,8 +611,8 @@ class SeqtuiApp(App[int]):
         if self.report is None:
             summary.append("scanning…" if self.lost is None else "not connected", style="dim")
         else:
-            if self._summary[0] is not self.report:
-                self._summary = (self.report, summary_line(self.report))
+            if self._summary[0] is not self._counts:
+                self._summary = (self._counts, summary_text(self._counts))
             counts = self._summary[1]
             for i, part in enumerate(counts.split(" · ")):
                 if i:
@@ -738,7 +671,7 @@ class SeqtuiApp(App[int]):
         siblings: list[Verdict] = []
         plan = None
         if v is not None and v.sequence is not None and self.report is not None:
-            siblings = [s for s in self.report.verdicts if s.sequence is not None and s.sequence.oid == v.sequence.oid]
+            siblings = [self.verdicts[k] for k in self._keys_of_oid.get(v.sequence.oid, ())]
             plans = plans_from_verdicts(siblings)
             plan = plans[0] if plans else None
         if v is None and self.report is not None and not self.rows:
@@ -770,14 +703,21 @@ class SeqtuiApp(App[int]):
 
     # -- actions: which apply now ---------------------------------------------------------------
 
+    def _refresh_bindings(self) -> None:
+        """Tell Textual that check_action may answer differently, only when what it looks at changed:
+        the footer is rebuilt each time (tens of milliseconds on every refresh otherwise)."""
+        state = (self.read_only_reason(), bool(self._counts.get(Status.BEHIND.value)), bool(self.selected))
+        if state != self._bindings_state:
+            self._bindings_state = state
+            self.refresh_bindings()
+
     def check_action(self, action: str, parameters) -> bool | None:
         if action == "preview":
             return self.read_only_reason() is None
         if action == "explain_read_only":
             return self.read_only_reason() is not None
         if action == "select_behind":
-            return self.read_only_reason() is None and any(
-                v.status is Status.BEHIND for v in self.verdicts.values())
+            return self.read_only_reason() is None and bool(self._counts.get(Status.BEHIND.value))
         if action == "clear_selection":
             return bool(self.selected)
         return True
@@ -794,7 +734,7 @@ class SeqtuiApp(App[int]):
             self.selected.add(key)
         self._set_sel_cell(key)
         self._show_header()
-        self.refresh_bindings()
+        self._refresh_bindings()
 
     def action_select_behind(self) -> None:
         keys = [k for k in self.rows if self.verdicts[k].status is Status.BEHIND]
@@ -802,7 +742,7 @@ class SeqtuiApp(App[int]):
         for key in keys:
             self._set_sel_cell(key)
         self._show_header()
-        self.refresh_bindings()
+        self._refresh_bindings()
         self.notify(f"{len(keys)} behind row{'s' if len(keys) != 1 else ''} selected" if keys
                     else "No behind rows in view.")
 
@@ -811,7 +751,7 @@ class SeqtuiApp(App[int]):
         for key in keys:
             self._set_sel_cell(key)
         self._show_header()
-        self.refresh_bindings()
+        self._refresh_bindings()
 
     def chosen(self) -> list[Verdict]:
         """The selection, or else the row under the cursor."""

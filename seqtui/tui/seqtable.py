@@ -1,0 +1,132 @@
+"""The live table widget: a DataTable that stays fast at 10,000 rows.
+
+DataTable's own row operations and caches are built for tables that change a few rows at a time;
+this subclass replaces the ones a live view of thousands of sequences runs into. It leans on
+DataTable internals: pyproject.toml bounds textual to the major version the tests run against.
+"""
+
+from __future__ import annotations
+
+from textual._two_way_dict import TwoWayDict
+from textual.binding import Binding
+from textual.widgets import DataTable
+from textual.widgets._data_table import ColumnKey, Row, RowKey
+
+
+class SeqTable(DataTable):
+    """The live table. `enter` previews a repair; a mouse click on the highlighted row toggles it."""
+
+    BINDINGS = [Binding("enter", "app.preview", "Preview", show=False),
+                Binding("enter", "app.explain_read_only", "Read-only", show=False)]
+
+    async def _on_idle(self, event) -> None:
+        # Workaround for Textual's DataTable (8.2): column widths are measured on idle, but a cell
+        # rendered before that (the cursor row, drawn as soon as rows are added) stays in a render
+        # cache whose key has no width, so the row keeps showing truncated cells ("billin" for
+        # "billing") until something else changes. After widths are re-measured, invalidate it.
+        remeasure = bool(getattr(self, "_updated_cells", None)) or getattr(self, "_require_update_dimensions", False)
+        await super()._on_idle(event)
+        if remeasure and hasattr(self, "_clear_caches"):
+            self._clear_caches()
+            self.refresh()
+
+    def show_rows(self, order: list[str], new: dict[str, tuple]) -> None:
+        """Show exactly the rows `order`, in that order, in one pass: rows not in it go, rows in `new`
+        (key -> cells) come. Rows already shown keep their cells (update them with update_cell).
+
+        DataTable's own add_row/remove_row/sort are fine for a few rows but not for 10,000: each
+        remove_row re-indexes every row and redraws the hover cell (a filter keystroke hiding 9,000 rows
+        took minutes), and every added cell is measured on idle (seconds for 10,000 rows). Here rows
+        are dict operations, and column widths come from the cells' text, which is all a one-line
+        cell is."""
+        data, rows = self._data, self.rows
+        keep = set(order)
+        gone = [rk for rk in data if rk.value not in keep]
+        for rk in gone:
+            del data[rk]
+            del rows[rk]
+        if gone:
+            self._updated_cells = {c for c in self._updated_cells if c.row_key in data}
+            self._new_rows.difference_update(gone)
+        columns = self.ordered_columns
+        widths = [c.content_width for c in columns]
+        for key, cells in new.items():
+            rk = RowKey(key)
+            data[rk] = {c.key: cell for c, cell in zip(columns, cells)}
+            rows[rk] = Row(rk, 1, None, False)
+            for i, cell in enumerate(cells):
+                w = cell.width
+                if w > widths[i]:
+                    widths[i] = w
+        for column, width in zip(columns, widths):
+            column.content_width = width
+        key_of = {rk.value: rk for rk in data}
+        self._row_locations = TwoWayDict({key_of[k]: i for i, k in enumerate(order)})
+        self._require_update_dimensions = True  # the virtual size, on idle (no row is measured)
+        self._update_count += 1
+        self._clear_caches()
+        self.cursor_coordinate = self.cursor_coordinate  # clamped to the new row count
+        self.hover_coordinate = self.hover_coordinate
+        self.check_idle()
+        self.refresh(layout=True)
+
+    def widen(self, column: str, width: int) -> bool:
+        """Make room for a cell `width` wide; True if the column grew. Columns never shrink on a
+        refresh: DataTable would re-measure the whole column for every narrower cell."""
+        col = self.columns[column]
+        if width <= col.content_width:
+            return False
+        col.content_width = width
+        self._require_update_dimensions = True
+        self.check_idle()
+        return True
+
+    # -- row layout caches that survive cell updates --------------------------------------------
+    # DataTable keys its ordered-rows and y-offsets caches on _update_count, which update_cell bumps:
+    # after every refresh that changed a cell, the first paint rebuilt both lists (10,000 rows: ~40 ms
+    # of CPU per refresh). A cell update moves no row, so here they are keyed on the updates that are
+    # not cell updates. Textual still clears these caches itself where rows change (_clear_caches,
+    # auto-height rows), and every other _update_count bump still changes the key.
+
+    _cell_updates = 0  # how many _update_count bumps came from update_cell
+
+    def update_cell(self, row_key, column_key, value, *, update_width: bool = False) -> None:
+        super().update_cell(row_key, column_key, value, update_width=update_width)
+        self._cell_updates += 1
+
+    def set_cells(self, cells: list[tuple[str, str, object]]) -> None:
+        """update_cell() for many (row key, column key, value) at once, with one refresh:
+        DataTable.update_cell refreshes the widget per call, and a refresh of a 10,000-row view where
+        1% of the tables were written to updates ~600 cells. Values carry their `width` (as in
+        show_rows); a column grows to fit, never shrinks."""
+        if not cells:
+            return
+        data = self._data
+        for row, column, value in cells:
+            data[RowKey(row)][ColumnKey(column)] = value
+            self.widen(column, value.width)
+        self._update_count += 1
+        self._cell_updates += 1
+        self.refresh()
+
+    @property
+    def _layout_count(self) -> int:
+        return self._update_count - self._cell_updates
+
+    @property
+    def ordered_rows(self) -> list[Row]:
+        key = (self.row_count, self._layout_count)
+        rows = self._ordered_row_cache.get(key)
+        if rows is None:
+            get_key, by_key = self._row_locations.get_key, self.rows
+            rows = self._ordered_row_cache[key] = [by_key[get_key(i)] for i in range(self.row_count)]
+        return rows
+
+    @property
+    def _y_offsets(self) -> list[tuple[RowKey, int]]:
+        key = self._layout_count
+        offsets = self._offset_cache.get(key)
+        if offsets is None:
+            offsets = self._offset_cache[key] = [(row.key, y) for row in self.ordered_rows
+                                                 for y in range(row.height)]
+        return offsets
