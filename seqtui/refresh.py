@@ -72,6 +72,7 @@ class LiveScanner:
         # Counters are read before measuring: a write landing during the measurement moves them again,
         # so the next tick re-measures it instead of missing it.
         counters = self._read_counters(discovered)
+        previous = self._observations, self._verdicts
         if full:
             todo = discovered
             self._observations, self._verdicts = {}, {}
@@ -84,8 +85,15 @@ class LiveScanner:
         measured: list[Observation] = []
         for group in catalog.observe_in_groups(self.conn, todo, self.scope.statement_timeout_ms):
             for obs in group:
-                self._observations[obs.sequence.oid] = obs
-                self._verdicts[obs.sequence.oid] = judge(obs, self.scope.thresholds)
+                oid = obs.sequence.oid
+                old = previous[0].get(oid)
+                if old is not None and old == obs:
+                    # Nothing about it changed: hand back the very same objects, so the face can tell
+                    # at a glance (by identity) which rows a full re-scan really changed.
+                    self._observations[oid], self._verdicts[oid] = old, previous[1][oid]
+                else:
+                    self._observations[oid] = obs
+                    self._verdicts[oid] = judge(obs, self.scope.thresholds)
             if first and len(measured) + len(group) < len(todo):
                 measured += group
                 progress(assemble(info, [v for o in measured for v in self._verdicts[o.sequence.oid]],
