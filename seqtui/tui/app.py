@@ -494,6 +494,8 @@ class SeqtuiApp(App[int]):
             order = [k for k, e in fresh.items() if not query or matches(e[0], query)]
             order.sort(key=self._sort_key_function(), reverse=self.sort_reverse)
         change = diff_some(self.rows, order, _CellsOf(fresh), touched)
+        for key in touched:  # their cells changed: what was built for the old ones is of no use
+            self._shown.pop(key, None)
         with self.batch_update():
             if change.removed or change.added or order != self._order:
                 table.show_rows(order, {k: self._shown_row(k, cells) for k, cells in change.added})
@@ -503,8 +505,6 @@ class SeqtuiApp(App[int]):
                 updates.append((key, col, Shown(cell, col)))
                 self.rows[key] = fresh[key][3]
             table.set_cells(updates)
-            for key in touched:
-                self._shown.pop(key, None)
             self._order, self._view = order, view
             if cursor_key in self.rows:
                 index = table.get_row_index(cursor_key)

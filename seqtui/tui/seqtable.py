@@ -49,10 +49,11 @@ class SeqTable(DataTable):
             self._updated_cells = {c for c in self._updated_cells if c.row_key in data}
             self._new_rows.difference_update(gone)
         columns = self.ordered_columns
+        column_keys = [c.key for c in columns]
         widths = [c.content_width for c in columns]
         for key, cells in new.items():
             rk = RowKey(key)
-            data[rk] = {c.key: cell for c, cell in zip(columns, cells)}
+            data[rk] = dict(zip(column_keys, cells))
             rows[rk] = Row(rk, 1, None, False)
             for i, cell in enumerate(cells):
                 w = cell.width
