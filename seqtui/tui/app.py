@@ -9,6 +9,7 @@ and the selection survive refreshes.
 
 from __future__ import annotations
 
+import gc
 import re
 import time
 from pathlib import Path
@@ -391,6 +392,8 @@ class SeqtuiApp(App[int]):
             return  # the scan goes on: its final report follows
         self.refresh_ui_seconds = time.perf_counter() - started
         self.refresh_count += 1
+        if self.refresh_count == 1:
+            self.call_after_refresh(_settle_heap)
         self._after_refresh(self.interval)
 
     def on_refresh_failed(self, message: RefreshFailed) -> None:
@@ -1022,6 +1025,18 @@ class SeqtuiApp(App[int]):
     def on_unmount(self) -> None:
         self._exit_requested = True
         self._cancel_timer()
+        gc.unfreeze()  # see _settle_heap: whatever of the app dies now in cycles can be collected
+
+
+def _settle_heap() -> None:
+    """Move everything alive after the first full table out of the garbage collector's sight.
+
+    A table of 10,000 rows is ~500,000 long-lived objects; every full collection walked them all and
+    froze the screen for ~0.3 s (clearing a filter, a refresh) whenever enough new objects had piled
+    up. Frozen objects are still freed as soon as nothing refers to them (verdicts and cells hold no
+    reference cycles); only a cycle among them that dies later would stay (a few widgets at most)."""
+    gc.collect()
+    gc.freeze()
 
 
 def _short_error(text: str) -> str:
