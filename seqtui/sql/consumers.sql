@@ -30,14 +30,8 @@ SELECT u.seq::int8                                         AS seq_oid,
        a.attidentity                                       AS identity,
        t.relkind                                           AS relkind,
        t.relispartition                                    AS is_partition,
-       pg_partition_root(t.oid)::int8                      AS partition_root,
-       EXISTS (SELECT 1
-               FROM pg_index i
-               JOIN pg_class ic ON ic.oid = i.indexrelid
-               JOIN pg_am am ON am.oid = ic.relam
-               WHERE i.indrelid = t.oid AND i.indkey[0] = a.attnum
-                 AND i.indpred IS NULL AND am.amname = 'btree')
-                                                           AS indexed,
+       CASE WHEN t.relispartition THEN pg_partition_root(t.oid)::int8 END AS partition_root,
+       bool_or(ix.indrelid IS NOT NULL)                    AS indexed,
        has_schema_privilege(n.oid, 'USAGE')
          AND has_column_privilege(t.oid, a.attnum, 'SELECT') AS can_read,
        has_schema_privilege(n.oid, 'USAGE')
@@ -49,6 +43,14 @@ JOIN pg_class t ON t.oid = u.rel AND t.relkind IN ('r', 'p')
 JOIN pg_namespace n ON n.oid = t.relnamespace
 JOIN pg_attribute a ON a.attrelid = t.oid AND a.attnum = u.attnum AND NOT a.attisdropped
 JOIN pg_type ty ON ty.oid = a.atttypid
+-- max(col) is an index lookup when a whole-table btree index leads with the column (one pass over
+-- pg_index, joined: a correlated subquery per column cost ~0.1 s at 10,000 tables)
+LEFT JOIN (SELECT DISTINCT i.indrelid, i.indkey[0] AS attnum
+           FROM pg_index i
+           JOIN pg_class ic ON ic.oid = i.indexrelid
+           JOIN pg_am am ON am.oid = ic.relam
+           WHERE i.indpred IS NULL AND am.amname = 'btree') AS ix
+       ON ix.indrelid = t.oid AND ix.attnum = a.attnum
 GROUP BY u.seq, t.oid, n.oid, n.nspname, t.relname, a.attname, a.attnum, a.atttypid, ty.typtype,
          ty.typbasetype, a.attidentity, t.relkind, t.relispartition
 ORDER BY u.seq, n.nspname, t.relname, a.attnum
