@@ -15,7 +15,7 @@ from pathlib import Path
 import psycopg
 
 from . import __version__
-from .apply import UNKNOWN, apply_plans
+from .apply import SKIPPED, UNKNOWN, apply_plans
 from .audit import AuditError, AuditLog, default_path as default_audit_path
 from .config import ConfigError, load as load_config
 from .connect import ConnectError, Target, connect, resolve
@@ -249,8 +249,14 @@ def cmd_fix(args, target, config) -> int:
               "before the fix; recycle connection pools.")
     lost = [r for r in results if r.outcome == UNKNOWN]
     if lost:
-        raise UsageError(f"connection lost while fixing {lost[0].plan.sequence.display_name}: it may or may "
-                         "not have been committed, and nothing after it was attempted; run seqtui check")
+        # up to a batch of fixes was in flight (apply.BATCH_SIZE): name every one of them
+        names = ", ".join(r.plan.sequence.display_name for r in lost)
+        each, them = ("it", "it") if len(lost) == 1 else ("each", "them")
+        raise UsageError(f"connection lost while fixing {names}: {each} may or may not have been committed, "
+                         f"and nothing after {them} was attempted; run seqtui check")
+    skipped = [r for r in results if r.outcome == SKIPPED]  # apply skips only after a lost connection
+    if skipped:
+        raise UsageError(f"connection lost: {len(skipped)} sequence(s) not attempted; run seqtui check")
     failed = [r for r in results if not r.ok]
     if failed:
         print(f"{len(failed)} of {len(results)} sequence(s) not fixed", file=sys.stderr)
