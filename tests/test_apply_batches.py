@@ -1,0 +1,307 @@
+"""`fix` sends its per-sequence transactions in batches (one query string, one round trip per batch):
+same transactions, same order, nothing sent twice, and every outcome reported is what happened. Real
+PostgreSQL; the batch size is made small so that a few tables span several batches."""
+
+from __future__ import annotations
+
+import signal
+import threading
+
+import psycopg
+import pytest
+from psycopg.conninfo import make_conninfo
+
+from seqtui import apply
+from seqtui.apply import apply_plan, apply_plans
+from seqtui.connect import connect, resolve
+from seqtui.repair import plans_from_verdicts
+from seqtui.scan import scan
+from test_safety import wait_for
+
+HW = 20  # every table holds ids 1..HW inserted explicitly: its sequence is behind, next value 1
+
+
+def make_tables(db, n: int) -> list[str]:
+    names = [f"t{i:02}" for i in range(n)]  # plans are ordered by sequence name: t00_id_seq, t01_id_seq, ...
+    db.execute("; ".join(f"CREATE TABLE {t} (id serial PRIMARY KEY); "
+                         f"INSERT INTO {t} SELECT generate_series(1, {HW})" for t in names))
+    return names
+
+
+def next_values(db, names) -> list[int]:
+    return [db.next_value(f"public.{t}_id_seq") for t in names]
+
+
+@pytest.fixture
+def batches(monkeypatch):
+    """Batch size 3, and a record of the plans (by table) each batch sent."""
+    monkeypatch.setattr(apply, "BATCH_SIZE", 3)
+    sent: list[list[str]] = []
+    real = apply._apply_batch
+
+    def spy(conn, batch, *args):
+        sent.append([p.consumers[0].table for p in batch])
+        return real(conn, batch, *args)
+
+    monkeypatch.setattr(apply, "_apply_batch", spy)
+    return sent
+
+
+def plans_for(conn):
+    return plans_from_verdicts(scan(conn).verdicts)
+
+
+@pytest.mark.parametrize("locked, expected_batches", [
+    # the middle of the first batch: t02 goes again first in the next batch
+    ((1,), [[0, 1, 2], [2, 3, 4], [5, 6, 7]]),
+    # the first plan of the first batch: the whole batch goes again, less the failed plan
+    ((0,), [[0, 1, 2], [1, 2, 3], [4, 5, 6], [7]]),
+    # the last plan of a batch: nothing to send again
+    ((2,), [[0, 1, 2], [3, 4, 5], [6, 7]]),
+    # middle, then the first of the next batch (a resent plan), then the first of the last batch
+    ((1, 2, 6), [[0, 1, 2], [2, 3, 4], [3, 4, 5], [6, 7], [7]]),
+])
+def test_locked_table_fails_alone_and_the_plans_after_it_are_sent_in_the_next_batch(
+        db, batches, locked, expected_batches):
+    names = make_tables(db, 8)
+    holder = psycopg.connect(db.url)  # a transaction that writes to the locked tables
+    holder.execute("SET application_name = 'busy-writer'")
+    for i in locked:
+        holder.execute(f"LOCK TABLE {names[i]} IN ROW EXCLUSIVE MODE")
+    holder_pid = holder.info.backend_pid
+    try:
+        with connect(resolve(db.url)) as conn:
+            plans = plans_for(conn)
+            assert [p.consumers[0].table for p in plans] == names
+            seen = []
+            results = apply_plans(conn, plans, lock_timeout=0.2, on_result=seen.append)
+        # the holder's own writes go on once seqtui gave up: seqtui holds nothing and waits for nothing
+        for i in locked:
+            holder.execute(f"INSERT INTO {names[i]} VALUES (1000 + {i})")
+        holder.commit()
+    finally:
+        holder.close()
+
+    assert batches == [[names[i] for i in batch] for batch in expected_batches]
+    assert seen == results and [r.plan for r in results] == plans  # once per plan, in plan order
+    for i, (name, result) in enumerate(zip(names, results)):
+        if i in locked:
+            assert result.outcome == "failed", result
+            assert result.reason.startswith(f"lock on public.{name} not granted within 0.2s; held by pid "
+                                            f"{holder_pid} on {name} (RowExclusiveLock, busy-writer, ")
+            assert result.reason.endswith("; nothing changed")
+        else:
+            assert (result.outcome, result.before, result.after) == ("fixed", 1, HW + 1), result
+    # what was reported fixed moved exactly there; what failed did not move at all
+    assert next_values(db, names) == [1 if i in locked else HW + 1 for i in range(len(names))]
+    # the proof: inserts through the default work on every fixed table
+    for i, name in enumerate(names):
+        if i not in locked:
+            assert db.insert_default(name) == HW + 1
+
+
+def test_a_fix_refused_for_another_reason_fails_alone(db, batches):
+    """A privilege revoked between the scan and the fix: its setval fails inside the batch."""
+    names = make_tables(db, 5)
+    role = f"{db.name}_fixer"
+    db.execute(f"DROP ROLE IF EXISTS {role}; CREATE ROLE {role} LOGIN PASSWORD 'x'; "
+               f"GRANT SELECT, UPDATE ON {', '.join(names)} TO {role}; "
+               f"GRANT SELECT, UPDATE ON {', '.join(f'{t}_id_seq' for t in names)} TO {role}")
+    try:
+        with connect(resolve(make_conninfo(db.url, user=role, password="x"))) as conn:
+            plans = plans_for(conn)
+            assert all(p.fixable for p in plans) and len(plans) == 5
+            db.execute(f"REVOKE UPDATE ON t01_id_seq FROM {role}")
+            results = apply_plans(conn, plans, lock_timeout=2)
+    finally:
+        db.execute(f"DROP OWNED BY {role}; DROP ROLE {role}")
+    assert batches == [["t00", "t01", "t02"], ["t02", "t03", "t04"]]
+    assert [r.outcome for r in results] == ["fixed", "failed", "fixed", "fixed", "fixed"]
+    assert results[1].reason == "permission denied for sequence t01_id_seq; nothing changed"
+    assert next_values(db, names) == [HW + 1, 1, HW + 1, HW + 1, HW + 1]
+
+
+def test_statement_timeout_inside_a_batch_fails_only_that_plan(db, batches):
+    names = make_tables(db, 4)
+    holder = psycopg.connect(db.url)
+    try:
+        holder.execute("LOCK TABLE t02 IN ROW EXCLUSIVE MODE")
+        with connect(resolve(db.url)) as conn:
+            results = apply_plans(conn, plans_for(conn), lock_timeout=30, statement_timeout=0.2)
+    finally:
+        holder.close()
+    assert batches == [["t00", "t01", "t02"], ["t03"]]
+    assert [r.outcome for r in results] == ["fixed", "fixed", "failed", "fixed"]
+    assert results[2].reason == "canceling statement due to statement timeout"
+    assert next_values(db, names) == [HW + 1, HW + 1, 1, HW + 1]
+
+
+def test_backend_killed_while_a_batch_waits_reports_unknown_then_skipped(db, batches):
+    """Batch [t03, t04, t05] waits on t04's lock when the backend dies. The client cannot know what the
+    server ran of that batch: whatever has no acknowledged COMMIT is unknown; t06 was never sent."""
+    names = make_tables(db, 7)
+    holder = psycopg.connect(db.url)
+    holder.execute("LOCK TABLE t04 IN ROW EXCLUSIVE MODE")
+    seen, outcome = [], {}
+    try:
+        conn = connect(resolve(db.url))
+        plans = plans_for(conn)
+        pid = conn.info.backend_pid
+
+        def run():
+            try:
+                outcome["results"] = apply_plans(conn, plans, lock_timeout=60, on_result=seen.append)
+            except BaseException as exc:  # surfaced below
+                outcome["error"] = exc
+
+        worker = threading.Thread(target=run)
+        worker.start()
+        wait_for(lambda: db.scalar("SELECT wait_event_type = 'Lock' FROM pg_stat_activity WHERE pid = %s",
+                                   (pid,)), "the fix of t04 to wait for its lock")
+        db.execute("SELECT pg_terminate_backend(%s)", (pid,))
+        worker.join(timeout=60)
+        assert not worker.is_alive()
+    finally:
+        holder.close()
+    assert "error" not in outcome, outcome
+    results = outcome["results"]
+    assert seen == results and [r.plan for r in results] == plans
+    assert batches == [["t00", "t01", "t02"], ["t03", "t04", "t05"]]  # nothing sent after the loss
+    outcomes = [r.outcome for r in results]
+    assert outcomes[:3] == ["fixed"] * 3
+    # t03 ran before t04's LOCK; whether its acknowledgement reached the client first is up to the server
+    assert outcomes[3] in ("fixed", "unknown")
+    assert outcomes[4:] == ["unknown", "unknown", "skipped"]
+    for r in results[3:6]:
+        if r.outcome == "unknown":
+            assert r.reason.startswith("connection lost during the fix (") and "re-run check" in r.reason
+    assert results[6].reason == "not attempted: the connection was lost"
+    after = next_values(db, names)
+    # nothing reported fixed that did not move; t04 waited for its lock and t05 was behind it: neither ran
+    for r, value in zip(results, after):
+        if r.outcome == "fixed":
+            assert (r.after, value) == (HW + 1, HW + 1)
+    assert after[4:] == [1, 1, 1]
+    assert after[3] == HW + 1  # committed before the LOCK of t04 was even tried
+
+
+def test_callback_failure_stops_after_reporting_the_batch_it_knows(db, batches):
+    """on_result writes the audit log: if it fails, nothing more is sent, but every outcome already known
+    (the whole batch committed) is still handed to it, in order."""
+    names = make_tables(db, 5)
+    seen = []
+
+    def on_result(result):
+        seen.append(result)
+        if len(seen) == 1:
+            raise OSError("disk full")
+
+    with connect(resolve(db.url)) as conn:
+        plans = plans_for(conn)
+        with pytest.raises(OSError, match="disk full"):
+            apply_plans(conn, plans, on_result=on_result)
+    assert batches == [["t00", "t01", "t02"]]
+    assert [(r.plan, r.outcome) for r in seen] == [(p, "fixed") for p in plans[:3]]
+    assert next_values(db, names) == [HW + 1] * 3 + [1, 1]
+
+
+def test_unfixable_plans_keep_their_place_and_touch_nothing(db, batches):
+    make_tables(db, 4)
+    db.execute("CREATE SEQUENCE t01x_seq AS smallint; "
+               "CREATE TABLE t01x (id smallint DEFAULT nextval('t01x_seq') PRIMARY KEY); "
+               "INSERT INTO t01x VALUES (32767)")
+    with connect(resolve(db.url)) as conn:
+        plans = plans_for(conn)
+        seen = []
+        results = apply_plans(conn, plans, on_result=seen.append)
+        # a single plan still works on its own
+        db.execute("INSERT INTO t00 VALUES (500)")
+        (again,) = [p for p in plans_for(conn) if p.consumers[0].table == "t00"]
+        single = apply_plan(conn, again)
+    assert [p.consumers[0].table for p in plans] == ["t00", "t01", "t01x", "t02", "t03"]
+    assert seen == results and [r.plan for r in results] == plans
+    assert [r.outcome for r in results] == ["fixed", "fixed", "failed", "fixed", "fixed"]
+    assert "widen" in results[2].reason
+    assert batches[0] == ["t00", "t01", "t02"]  # the unfixable plan is not sent
+    assert db.next_value("public.t01x_seq") == 1
+    assert (single.outcome, single.before, single.after) == ("fixed", HW + 1, 501)
+    assert db.insert_default("t00") == 501
+
+
+def test_ctrl_c_while_a_batch_waits_cancels_reports_and_sends_nothing_more(db, batches):
+    """Ctrl+C while [t03, t04, t05] waits on t04's lock: the statement waiting is cancelled, what the batch
+    did is reported, the rest is skipped, then KeyboardInterrupt goes on up."""
+    names = make_tables(db, 7)
+    holder = psycopg.connect(db.url)
+    holder.execute("LOCK TABLE t04 IN ROW EXCLUSIVE MODE")
+    seen = []
+    try:
+        with connect(resolve(db.url)) as conn:
+            plans = plans_for(conn)
+            pid, main = conn.info.backend_pid, threading.get_ident()
+
+            def press_ctrl_c():
+                wait_for(lambda: db.scalar("SELECT wait_event_type = 'Lock' FROM pg_stat_activity "
+                                           "WHERE pid = %s", (pid,)), "the fix of t04 to wait for its lock")
+                signal.pthread_kill(main, signal.SIGINT)
+
+            presser = threading.Thread(target=press_ctrl_c)
+            presser.start()
+            try:
+                with pytest.raises(KeyboardInterrupt):
+                    apply_plans(conn, plans, lock_timeout=60, on_result=seen.append)
+            finally:
+                presser.join(timeout=60)
+            # the session is usable again: nothing left running or open
+            assert conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+    finally:
+        holder.close()
+    assert batches == [["t00", "t01", "t02"], ["t03", "t04", "t05"]]
+    assert [r.plan for r in seen] == plans  # everything reported, in order, before the interrupt went on
+    assert [r.outcome for r in seen] == ["fixed"] * 4 + ["failed", "skipped", "skipped"]
+    assert seen[4].reason == "canceling statement due to user request"
+    assert seen[5].reason == seen[6].reason == "not attempted: interrupted"
+    assert next_values(db, names) == [HW + 1] * 4 + [1] * 3
+
+
+def test_a_query_string_larger_than_the_socket_buffers_is_sent_whole(db, monkeypatch):
+    """The connection is non-blocking: a long string goes out in several writes, then every reply is read."""
+    waits = []
+    real_wait = apply._wait
+
+    def counting_wait(pgconn, write=False):
+        waits.append(write)
+        return real_wait(pgconn, write)
+
+    monkeypatch.setattr(apply, "_wait", counting_wait)
+    with connect(resolve(db.url)) as conn:
+        replies, sent, problem = apply._exchange(
+            conn, b"SELECT length('" + b"x" * 32_000_000 + b"'); SELECT 2; SELECT 3")
+    assert (sent, problem) == (True, None)
+    assert [r.get_value(0, 0) for r in replies] == [b"32000000", b"2", b"3"]
+    assert True in waits  # the string did not fit in one write: the flush loop ran
+
+
+def test_a_connection_known_closed_sends_nothing_and_fix_exits_3(db, tmp_path, monkeypatch, capsys):
+    """Nothing sent, nothing unknown: every plan is skipped, and `fix` still exits 3 (connection lost)."""
+    from seqtui import cli
+
+    names = make_tables(db, 2)
+    with connect(resolve(db.url)) as conn:
+        plans = plans_for(conn)
+        conn.close()
+        results = apply_plans(conn, plans)
+    assert [r.outcome for r in results] == ["skipped", "skipped"]
+    assert all(r.reason.startswith("not attempted: the connection was lost") for r in results)
+
+    real = cli.apply_plans
+
+    def closing_first(conn, *args, **kwargs):
+        conn.close()
+        return real(conn, *args, **kwargs)
+
+    monkeypatch.setattr(cli, "apply_plans", closing_first)
+    code = cli.main(["fix", "--yes", "--dsn", db.url, "--audit-log", str(tmp_path / "audit.jsonl")])
+    err = capsys.readouterr().err
+    assert code == 3 and "connection lost: 2 sequence(s) not attempted" in err
+    assert next_values(db, names) == [1, 1]
