@@ -95,6 +95,22 @@ def test_a_write_to_one_table_remeasures_every_consumer_of_a_shared_sequence(liv
     assert s1.sequence_high_water == 50  # s1's row knows its sequence must move past s2's ids
 
 
+def test_a_write_into_a_partition_remeasures_its_partitioned_parent(live, db):
+    db.execute("""
+        CREATE TABLE events (id bigserial, region int, PRIMARY KEY (id, region)) PARTITION BY LIST (region);
+        CREATE TABLE events_eu PARTITION OF events FOR VALUES IN (1);
+        INSERT INTO events (region) VALUES (1);
+    """)
+    scanner, clock = live
+    scanner.tick(full=True)
+    write_from_another_session(db, "INSERT INTO events_eu (id, region) VALUES (900, 1)")  # not via the parent
+    wait_for_counters(scanner, db, "events")
+    clock.now += 2
+    report = scanner.tick()
+    assert (scanner.last_tick.kind, scanner.last_tick.remeasured) == ("incremental", 1)
+    assert statuses(report)["events"] == "behind"
+
+
 def test_failed_inserts_count_as_writes(live, db):
     scanner, clock = live
     scanner.tick()
