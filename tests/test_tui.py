@@ -269,6 +269,25 @@ async def test_filter_by_name_and_status(db, tmp_path):
         assert "filter: ok" in text_of(app, "state-line")
 
 
+async def test_a_filter_typed_in_one_burst_goes_into_the_filter(db, tmp_path):
+    """Keys read together ("/order", typed fast or pasted) all reach the table before "/" has moved the
+    focus: they must still end up in the filter box, not sort ("o") or refresh ("r") the table."""
+    from textual import events
+
+    drifted(db, "orders", "order_lines")
+    db.execute("CREATE TABLE public.users (id serial PRIMARY KEY)")
+    app = make_app(db.url, tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await started(pilot, app)
+        refreshes = app.refresh_count
+        for key, char in [("slash", "/"), *((c, c) for c in "order_")]:  # as the app forwards a burst
+            app.table.post_message(events.Key(key, char))
+        await until(pilot, lambda: app.filter_query == "order_", "the filter")
+        await until(pilot, lambda: app.table.row_count == 1, "the filtered rows")
+        assert app.sort_column is None and app.refresh_count == refreshes
+        assert app.focused is app.query_one("#filter")
+
+
 async def test_sort_by_key_and_header_click(db, tmp_path):
     for name, rows in (("small", 5), ("big", 500), ("mid", 50)):
         db.execute(f"CREATE TABLE public.{name} (id serial PRIMARY KEY)")

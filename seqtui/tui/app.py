@@ -923,7 +923,7 @@ class SeqtuiApp(App[int]):
     def action_filter(self) -> None:
         box = self.query_one("#filter", FilterInput)
         box.display = True
-        box.focus()
+        self.screen.set_focus(box)  # at once, not on the queue's next turn (see SeqTable._on_key)
 
     @on(Input.Changed, "#filter")
     def _filter_changed(self, event: Input.Changed) -> None:

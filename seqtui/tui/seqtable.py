@@ -7,6 +7,7 @@ DataTable internals: pyproject.toml bounds textual to the major version the test
 
 from __future__ import annotations
 
+from textual import events
 from textual._two_way_dict import TwoWayDict
 from textual.binding import Binding
 from textual.widgets import DataTable
@@ -18,6 +19,25 @@ class SeqTable(DataTable):
 
     BINDINGS = [Binding("enter", "app.preview", "Preview", show=False),
                 Binding("enter", "app.explain_read_only", "Read-only", show=False)]
+
+    async def _on_key(self, event: events.Key) -> None:
+        # Textual routes each key to the widget focused when the key is read, and runs the app's
+        # bindings only once a key has bubbled up to it. Typed in one burst, "/orders" thus reaches this
+        # table whole before "/" opens the filter: the "o" would sort, the "r" refresh... So "/" opens the
+        # filter box right here, and keys that arrive after the focus left the table, for another widget
+        # of the same screen, go to that widget, as the operator meant.
+        focused = self.screen.focused
+        if focused is not None and focused is not self:
+            event.stop()
+            event.prevent_default()
+            focused.post_message(events.Key(event.key, event.character))
+            return
+        if event.key == "slash":
+            event.stop()
+            event.prevent_default()
+            await self.run_action("app.filter")
+            return
+        await super()._on_key(event)
 
     async def _on_idle(self, event) -> None:
         # Workaround for Textual's DataTable (8.2): column widths are measured on idle, but a cell
