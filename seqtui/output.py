@@ -220,10 +220,13 @@ def check_table(report: Report, width: int = 200):
         pieces = [chop_cells(text, widths[i]) if cell_len(text) > widths[i] else [text]
                   for i, (text, _) in enumerate(row)]
         for line in range(max(len(p) for p in pieces)):
+            out = Text()
             for i, (chunks, (_, style)) in enumerate(zip(pieces, row)):
                 if i:
-                    body.append(gap)
-                body.append(pad(chunks[line] if line < len(chunks) else "", i), style=style or None)
+                    out.append(gap)
+                out.append(pad(chunks[line] if line < len(chunks) else "", i), style=style or None)
+            out.rstrip()  # a folded name's next line ends early: no trailing blanks
+            body.append_text(out)
             body.append("\n")
     return Group(Text(title, style="bold"), body, Text(summary_line(report), style="dim"))
 

@@ -24,7 +24,7 @@ def test_table_fits_80_columns_with_whole_names_and_notes_for_what_needs_attenti
     with connect(resolve(db.url)) as conn:
         report = scan(conn)
     narrow = render(report, 80)
-    assert all(len(line) <= 80 for line in narrow.splitlines())
+    assert all(len(line) <= 80 and line == line.rstrip() for line in narrow.splitlines())
     assert "public.customer_invoices.id" in narrow  # on one line, not folded letter by letter
     assert "detail" not in narrow.splitlines()[2]
     assert check_notes(report) == ["public.customer_invoices.id: next value 1 is already used (highest id 42)."]
