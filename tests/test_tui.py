@@ -143,6 +143,21 @@ async def test_first_scan_shows_rows_while_it_measures_the_rest(db, tmp_path, mo
         assert all(cell(app, f"public.t{i}.id", "status") == "behind" for i in range(1, 5))
 
 
+async def test_a_first_scan_that_fails_half_way_stops_saying_it_is_measuring(db, tmp_path):
+    from seqtui.tui.app import RefreshFailed
+
+    drifted(db, "t1", "t2")
+    app = make_app(db.url, tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await started(pilot, app)
+        app.measuring = (1, 2)  # the state a first scan is in after its first progress report
+        app._show_header()
+        assert "measuring… 1 of 2" in text_of(app, "summary-line")
+        app.post_message(RefreshFailed("server closed the connection unexpectedly", lost=True))
+        await until(pilot, lambda: "CONNECTION LOST" in text_of(app, "state-line"), "the lost connection")
+        assert "measuring" not in text_of(app, "summary-line")
+
+
 async def test_select_preview_apply_fixes_exactly_the_selection(db, tmp_path):
     drifted(db, "a", "b")
     app = make_app(db.url, tmp_path)

@@ -400,6 +400,7 @@ class SeqtuiApp(App[int]):
         if not self.live_screen:
             return
         self.last_error = message.error
+        self.measuring = None  # a first scan that failed half-way measures nothing more
         if message.lost:
             if self.lost is None:
                 self.notify(f"Connection lost: {message.error}. Keeping the last table (stale) and "
