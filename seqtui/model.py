@@ -52,7 +52,7 @@ class Thresholds:
     critical: float = 0.90
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Sequence:
     oid: int
     schema: str
@@ -81,7 +81,7 @@ class Sequence:
         return (self.schema, self.name)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Consumer:
     """A column that draws values from a sequence."""
 
@@ -106,13 +106,13 @@ class Consumer:
         return (self.schema, self.table)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class SequenceState:
     last_value: int
     is_called: bool
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class HighWater:
     """max() (or min(), descending) of one consumer column; value None means the table is empty."""
 
@@ -121,7 +121,7 @@ class HighWater:
     detail: str | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Observation:
     """Everything read about one sequence: definition, state and each consumer's high-water mark."""
 
@@ -132,7 +132,7 @@ class Observation:
     state_detail: str | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Verdict:
     """One row: a consumer of a sequence (or a consumer-less sequence, or a missing watched column)."""
 
@@ -176,7 +176,7 @@ class Verdict:
         return f"{self.sequence.oid}:{self.consumer.table_oid}:{self.consumer.attnum}"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Report:
     """A whole scan: the server it came from and every verdict."""
 
