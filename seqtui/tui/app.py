@@ -41,7 +41,7 @@ from ..scan import Scope
 from .details import details
 from .rates import RateTracker
 from .screens import CopyScreen, HelpScreen, PreviewScreen, ResultsScreen
-from .seqtable import SeqTable
+from .seqtable import FILTER_KEY, SeqTable
 from .table import (COLUMN_KEYS, COLUMNS, SORTABLE, Cell, diff_some, matches, ordered, rate_cell_of, row_cells,
                     sort_key)
 
@@ -126,7 +126,7 @@ class SeqtuiApp(App[int]):
         Binding("f", "explain_read_only", "Read-only"),
         Binding("c", "copy_oneliners", "Copy"),
         Binding("s", "copy_script", "SQL"),
-        Binding("slash", "filter", "Filter"),
+        Binding(FILTER_KEY, "filter", "Filter"),
         Binding("o", "sort_next", "Sort", show=False),
         Binding("O", "sort_reverse", "Reverse", show=False),
         Binding("r", "refresh_now", "Refresh"),

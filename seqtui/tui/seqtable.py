@@ -13,6 +13,8 @@ from textual.binding import Binding
 from textual.widgets import DataTable
 from textual.widgets._data_table import ColumnKey, Row, RowKey
 
+FILTER_KEY = "slash"  # the app's filter binding: the table opens the filter on it itself (see _on_key)
+
 
 class SeqTable(DataTable):
     """The live table. `enter` previews a repair; a mouse click on the highlighted row toggles it."""
@@ -32,7 +34,7 @@ class SeqTable(DataTable):
             event.prevent_default()
             focused.post_message(events.Key(event.key, event.character))
             return
-        if event.key == "slash":
+        if event.key == FILTER_KEY:
             event.stop()
             event.prevent_default()
             await self.run_action("app.filter")
