@@ -8,7 +8,8 @@ WITH uses AS (
     JOIN pg_attrdef ad ON ad.oid = d.objid
     WHERE d.classid = 'pg_attrdef'::regclass
       AND d.refclassid = 'pg_class'::regclass
-    UNION
+      AND d.refobjsubid = 0   -- the default's dependency on its own column has the column's attnum
+    UNION ALL                 -- a column found twice (serial: default and OWNED BY) is folded by GROUP BY
     SELECT d.objid, d.refobjid, d.refobjsubid,
            CASE d.deptype WHEN 'i' THEN 'identity' ELSE 'owned' END
     FROM pg_depend d
