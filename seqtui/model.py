@@ -372,11 +372,12 @@ def adjust_counts(counts: dict[str, int], removed, added) -> dict[str, int]:
 
 
 SORT_ORDER = {s: i for i, s in enumerate(Status)}
+_CAPACITY_ORDER = {CapacityLevel.CRITICAL: 0, CapacityLevel.WARNING: 1}
 
 
 def severity(v: Verdict) -> tuple:
     """Sort key: behind and critical first, then by name."""
-    cap = {CapacityLevel.CRITICAL: 0, CapacityLevel.WARNING: 1}.get(v.capacity_level, 2)
+    cap = _CAPACITY_ORDER.get(v.capacity_level, 2)
     primary = 0 if v.status is Status.BEHIND else (1 if cap == 0 else 2 + SORT_ORDER[v.status])
     seq = v.sequence.qualified if v.sequence else ("", v.label)
     tbl = v.consumer.qualified_table if v.consumer else ("", "")

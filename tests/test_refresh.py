@@ -9,7 +9,8 @@ import psycopg
 import pytest
 
 from seqtui.connect import connect, resolve
-from seqtui.refresh import LiveScanner, changed_tables
+from seqtui.model import Consumer
+from seqtui.refresh import LiveScanner, changed_tables, counter_params
 from seqtui.scan import scan
 
 
@@ -167,6 +168,16 @@ def test_a_full_scan_hands_back_the_same_verdicts_for_what_did_not_change(live, 
 
 def test_changed_tables_is_pure():
     assert changed_tables({1: 5, 2: 7}, {1: 5, 2: 8, 3: 0}) == {2, 3}
+
+
+def test_counter_params_split_plain_tables_from_partitioned_parents():
+    def consumer(oid, relkind):
+        return Consumer(table_oid=oid, schema="s", table=f"t{oid}", column="id", attnum=1,
+                        column_type="integer", kind="serial", indexed=True, relkind=relkind)
+    shared = (consumer(30, "r"), consumer(7, "r"))  # one sequence, two tables
+    discovered = [(None, shared), (None, (consumer(12, "p"),)), (None, (consumer(30, "r"),)), (None, ())]
+    assert counter_params(discovered) == {"tables": "{7,30}", "parents": "{12}"}
+    assert counter_params([(None, ())]) is None
 
 
 def test_first_scan_reports_its_progress_group_by_group(live, db, monkeypatch):
