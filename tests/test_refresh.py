@@ -191,7 +191,7 @@ def test_first_scan_reports_its_progress_group_by_group(live, db, monkeypatch):
     scanner, _ = live
     scanner.scope = Scope(watch=(WatchEntry(table="a", column=None),))
     seen = []
-    final = scanner.tick(progress=lambda report, done, total: seen.append((report, done, total)))
+    final = scanner.tick(progress=lambda report, done, total: seen.append((report(), done, total)))
     final_by_key = {v.key: v for v in final.verdicts}
     assert [(done, total) for _, done, total in seen] == [(1, 3), (2, 3)]
     for report, done, _ in seen:
