@@ -13,6 +13,7 @@ import psycopg
 
 from . import catalog
 from .config import Config, WatchEntry
+from .heap import collections_held
 from .model import Consumer, Report, Sequence, Status, Thresholds, Verdict, judge, severity
 
 
@@ -128,13 +129,14 @@ def scan(conn: psycopg.Connection, scope: Scope | None = None,
     """A fresh, complete reading of the database within `scope`. `progress(measured, all)` is called
     as groups of sequences are measured (a big database takes seconds)."""
     scope = scope or Scope()
-    info = catalog.server_info(conn)
-    discovered = narrow(catalog.discover(conn), scope)
-    observations = []
-    for group in catalog.observe_in_groups(conn, discovered, scope.statement_timeout_ms):
-        observations += group
-        if progress is not None:
-            progress(len(observations), len(discovered))
-    verdicts = [v for obs in observations for v in judge(obs, scope.thresholds)]
-    watched = watched_columns(conn, scope.watch) if scope.watch else {}
-    return assemble(info, verdicts, observations, scope, watched)
+    with collections_held():  # everything built here lives until the scan ends (see heap.py)
+        info = catalog.server_info(conn)
+        discovered = narrow(catalog.discover(conn), scope)
+        observations = []
+        for group in catalog.observe_in_groups(conn, discovered, scope.statement_timeout_ms):
+            observations += group
+            if progress is not None:
+                progress(len(observations), len(discovered))
+        verdicts = [v for obs in observations for v in judge(obs, scope.thresholds)]
+        watched = watched_columns(conn, scope.watch) if scope.watch else {}
+        return assemble(info, verdicts, observations, scope, watched)
