@@ -143,6 +143,70 @@ async def test_first_scan_shows_rows_while_it_measures_the_rest(db, tmp_path, mo
         assert all(cell(app, f"public.t{i}.id", "status") == "behind" for i in range(1, 5))
 
 
+async def test_first_scan_counts_every_group_but_shows_rows_less_often(db, tmp_path, monkeypatch):
+    """Between two showings of the rows (PROGRESS_EVERY), the header's count still moves group by
+    group and says how many sequences the table holds so far."""
+    from seqtui import catalog
+    from seqtui.tui import app as app_module
+
+    for t in ("t1", "t2", "t3", "t4"):
+        drifted(db, t, rows=3)
+    monkeypatch.setattr(catalog, "GROUP", 1)
+    monkeypatch.setattr(app_module, "PROGRESS_EVERY", 3600)  # rows once, at the first group
+    seen: dict = {}
+
+    class Recording(SeqtuiApp):
+        CSS_PATH = str(Path(app_module.__file__).with_name(SeqtuiApp.CSS_PATH))
+
+        def _show_header(self) -> None:
+            super()._show_header()
+            if self.measuring is not None:
+                seen[self.measuring] = (self.table.row_count, text_of(self, "summary-line"))
+
+    app = Recording(resolve(db.url), Config(), audit_log=str(tmp_path / "audit.jsonl"), interval=3600)
+    async with app.run_test(size=SIZE) as pilot:
+        await started(pilot, app)
+        assert sorted(seen) == [(1, 4), (2, 4), (3, 4)]
+        assert [rows for rows, _ in seen.values()] == [1, 1, 1]
+        assert "measuring… 1 of 4 sequences" in seen[(1, 4)][1] and "in the table" not in seen[(1, 4)][1]
+        assert "measuring… 3 of 4 sequences (1 in the table)" in seen[(3, 4)][1]
+        assert app.table.row_count == 4 and "measuring" not in text_of(app, "summary-line")
+
+
+async def test_garbage_collection_is_held_off_until_the_first_table_then_given_back(db, tmp_path):
+    import gc
+
+    from seqtui.tui import app as app_module
+
+    drifted(db, "t1")
+    before_table: list[bool] = []
+
+    class Recording(SeqtuiApp):
+        CSS_PATH = str(Path(app_module.__file__).with_name(SeqtuiApp.CSS_PATH))
+
+        def start_refresh(self, full: bool = False) -> None:
+            if self.report is None:
+                before_table.append(gc.isenabled())
+            super().start_refresh(full)
+
+    assert gc.isenabled()
+    app = Recording(resolve(db.url), Config(), audit_log=str(tmp_path / "audit.jsonl"), interval=3600)
+    async with app.run_test(size=SIZE) as pilot:
+        await started(pilot, app)
+        await until(pilot, gc.isenabled, "collection to be given back after the first table")
+    assert before_table == [False]
+    assert gc.isenabled()
+
+
+async def test_garbage_collection_is_given_back_when_the_first_scan_fails(tmp_path):
+    import gc
+
+    app = make_app("postgresql://nobody@127.0.0.1:1/nowhere", tmp_path)  # nothing listens on port 1
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: app.last_error is not None, "the failed first scan")
+        assert app.report is None and gc.isenabled()
+
+
 async def test_a_first_scan_that_fails_half_way_stops_saying_it_is_measuring(db, tmp_path):
     from seqtui.tui.app import RefreshFailed
 
