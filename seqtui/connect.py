@@ -171,6 +171,27 @@ def connect(target: Target, *, connect_timeout: int = DEFAULT_CONNECT_TIMEOUT,
     return conn
 
 
+def open_helpers(target: Target, jobs: int) -> tuple[list[psycopg.Connection], str | None]:
+    """Up to jobs - 1 more connections, for measuring on several at once (--jobs). The first one that
+    cannot be opened (max_connections reached, a role's CONNECTION LIMIT, a pooler's pool size) ends
+    the attempt: the work goes on with those opened, and why comes back for a warning."""
+    helpers: list[psycopg.Connection] = []
+    for _ in range(jobs - 1):
+        try:
+            helpers.append(connect(target))
+        except ConnectError as exc:
+            return helpers, str(exc)
+    return helpers, None
+
+
+def close_all(conns) -> None:
+    for conn in conns:
+        try:
+            conn.close()
+        except Exception:  # closing a connection that is already gone: nothing left to do
+            pass
+
+
 def describe_connect_error(exc: BaseException, target: Target) -> str:
     """One line: what failed, from where we took the address, with every password form masked."""
     text = " ".join(str(exc).split()) or type(exc).__name__

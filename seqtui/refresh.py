@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, replace
-from typing import Callable
+from typing import Callable, Iterable
 
 import psycopg
 
@@ -75,12 +75,14 @@ class LiveScanner:
         return dict(self.conn.execute(catalog.load_sql("write_counters.sql"), params).fetchall())
 
     def tick(self, full: bool = False,
-             progress: Callable[[Callable[[], Report], int, int], None] | None = None) -> Report:
+             progress: Callable[[Callable[[], Report], int, int], None] | None = None,
+             helpers: Iterable[psycopg.Connection] = ()) -> Report:
         """The next Report. `progress`, if given, is called on the first scan of this scanner (when
         there is nothing to show yet) after each group of about catalog.GROUP consumers, with a
         function that builds the Report of the sequences measured so far, the number of them and the
         number of all. The Report is built only if asked for: it sorts everything measured so far, and
-        a face shows rows far less often than groups come in."""
+        a face shows rows far less often than groups come in. `helpers`: more connections to the same
+        database to measure this tick on at once (--jobs)."""
         start = self.clock()
         info = catalog.server_info(self.conn)
         signature = self.conn.execute(catalog.load_sql("signature.sql")).fetchone()[0]
@@ -104,7 +106,8 @@ class LiveScanner:
         first = progress is not None and self._discovered is None
         partial_scope = replace(self.scope, watch=())  # a watched table not measured yet is not missing
         measured: list[Observation] = []
-        for group in catalog.observe_in_groups(self.conn, todo, self.scope.statement_timeout_ms):
+        for group in catalog.observe_in_groups(self.conn, todo, self.scope.statement_timeout_ms,
+                                               helpers=helpers):
             for obs in group:
                 oid = obs.sequence.oid
                 old = previous[0].get(oid)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from fnmatch import fnmatchcase
-from typing import Callable
+from typing import Callable, Iterable
 
 import psycopg
 
@@ -125,15 +125,16 @@ def assemble(info: catalog.ServerInfo, verdicts: list[Verdict], observations, sc
 
 
 def scan(conn: psycopg.Connection, scope: Scope | None = None,
-         progress: Callable[[int, int], None] | None = None) -> Report:
+         progress: Callable[[int, int], None] | None = None, helpers: Iterable[psycopg.Connection] = ()) -> Report:
     """A fresh, complete reading of the database within `scope`. `progress(measured, all)` is called
-    as groups of sequences are measured (a big database takes seconds)."""
+    as groups of sequences are measured (a big database takes seconds). `helpers`: more connections
+    to the same database to measure on at once (--jobs)."""
     scope = scope or Scope()
     with collections_held():  # everything built here lives until the scan ends (see heap.py)
         info = catalog.server_info(conn)
         discovered = narrow(catalog.discover(conn), scope)
         observations = []
-        for group in catalog.observe_in_groups(conn, discovered, scope.statement_timeout_ms):
+        for group in catalog.observe_in_groups(conn, discovered, scope.statement_timeout_ms, helpers=helpers):
             observations += group
             if progress is not None:
                 progress(len(observations), len(discovered))

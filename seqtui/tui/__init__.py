@@ -18,7 +18,8 @@ def run(*, target, config, args, status_line: Callable[[], str | None] | None = 
     conn = connect(target)
     app = SeqtuiApp(target, config, conn=conn, interval=args.interval, read_only=args.read_only,
                     schemas=args.schema or (), statement_timeout=args.statement_timeout,
-                    status_line=status_line, audit_log=getattr(args, "audit_log", None))
+                    status_line=status_line, audit_log=getattr(args, "audit_log", None),
+                    jobs=getattr(args, "jobs", 1))
     stopped: list[int] = []
 
     def on_signal(signum, frame):

@@ -32,7 +32,7 @@ from textual.widgets import DataTable, Footer, Input, Static
 from ..apply import FAILED, FIXED, FixResult, apply_plans
 from ..audit import AuditError, AuditLog, default_path as default_audit_path
 from ..config import Config
-from ..connect import ConnectError, Target, connect
+from ..connect import ConnectError, Target, close_all, connect, open_helpers
 from ..heap import CollectionHold
 from ..model import Report, Status, Verdict, adjust_counts, summary_counts
 from ..output import summary_text
@@ -158,12 +158,13 @@ class SeqtuiApp(App[int]):
                  live: bool = True, backoff: tuple[float, float] = BACKOFF,
                  clock: Callable[[], datetime] = datetime.now,
                  display_database: dict | None = None, audit_log: str | None = None,
-                 full_every: float = 30.0) -> None:
+                 full_every: float = 30.0, jobs: int = 1) -> None:
         """`live=False` refreshes only at start and on `r` (snapshots, tests). `clock` gives the
         time shown as "refreshed at"; `display_database` overrides the database facts in the header.
         Both exist so that screenshots and snapshot tests are stable. Automatic refreshes re-measure
         only tables written to since the last one, with a full scan every `full_every` seconds (and on
-        `r`, after a repair, and whenever a table or sequence is created or dropped)."""
+        `r`, after a repair, and whenever a table or sequence is created or dropped). `jobs`: connections
+        the first scan measures on (--jobs): the one the operator waits for, with an empty screen."""
         super().__init__()
         self.target = target
         self.scope = Scope.from_config(config or Config(), schemas=tuple(schemas or ()),
@@ -173,6 +174,7 @@ class SeqtuiApp(App[int]):
         self._conn = conn
         self._scanner: LiveScanner | None = None  # one per connection: a reconnect starts afresh
         self.full_every = full_every
+        self.jobs = jobs
         self.interval = interval
         self.forced_read_only = read_only
         self.lock_timeout = lock_timeout
@@ -291,7 +293,14 @@ class SeqtuiApp(App[int]):
             scanner = self._scanner
             if scanner is None or scanner.conn is not conn:
                 scanner = self._scanner = LiveScanner(conn, self.scope, full_every=self.full_every)
-            report = scanner.tick(full=full, progress=self._post_progress if self.report is None else None)
+            if self.report is None:  # the first scan: progress, and --jobs connections
+                helpers = self._open_helpers()
+                try:
+                    report = scanner.tick(full=full, progress=self._post_progress, helpers=helpers)
+                finally:
+                    close_all(helpers)
+            else:
+                report = scanner.tick(full=full)
         except ConnectError as exc:
             self.post_message(RefreshFailed(str(exc), lost=True))
             return
@@ -313,6 +322,18 @@ class SeqtuiApp(App[int]):
             except Exception as exc:  # the demo's counter is decoration: never let it break a refresh
                 status = f"(status unavailable: {exc})"
         self.post_message(Refreshed(report, time.monotonic(), status, scanner.last_tick))
+
+    def _open_helpers(self) -> list[psycopg.Connection]:
+        """The first scan's extra connections (--jobs), from the worker thread. Fewer than asked for
+        is a notice: the scan goes on with those it has."""
+        if self.jobs <= 1:
+            return []
+        helpers, why = open_helpers(self.target, self.jobs)
+        if why:
+            self.call_from_thread(self.notify, f"--jobs {self.jobs}: measuring on {len(helpers) + 1} "
+                                  f"connection(s), since another one could not be opened: {_short_error(why)}",
+                                  severity="warning", timeout=8)
+        return helpers
 
     def _post_progress(self, rows: Callable[[], Report], done: int, total: int) -> None:
         """The first scan's progress, from the worker thread: the rows so far when they are due (see
