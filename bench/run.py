@@ -13,6 +13,8 @@ For each N it builds a database of N tables (40% behind serial, 20% ok, 10% empt
   fix     seqtui fix --yes      vs  a server-side loop doing the same setvals
                                 vs  the per-table fix-sequences.sql (psql -f)
 
+and both seqtui commands again with --jobs 2 (measuring on two connections).
+
 Each fix run starts from the same drifted state (reset untimed). Prints medians and ratios against the
 lower bound and writes JSON (default bench/results/results.json). Machines here are shared and noisy:
 read the ratios, not the absolute times.
@@ -213,6 +215,7 @@ def run_size(admin_url: str, n: int, repeat: int, psql: str, workdir: Path) -> d
     for name, cmd, ok in [
         ("lower_bound_server_side", psql_base + ["-c", "SELECT count(*) FROM bench_scan()"], (0,)),
         ("seqtui_check_json", seqtui + ["check", "--json"], (2,)),  # 2: the drifted sequences were found
+        ("seqtui_check_json_jobs_2", seqtui + ["check", "--json", "--jobs", "2"], (2,)),
         ("per_table_script", psql_base + ["-f", str(workdir / f"check_{n}.sql")], (0,)),
     ]:
         med, samples = median_of(lambda: timed(cmd, env, ok), repeat)
@@ -221,6 +224,7 @@ def run_size(admin_url: str, n: int, repeat: int, psql: str, workdir: Path) -> d
     for name, cmd in [
         ("lower_bound_server_side", psql_base + ["-c", "SELECT bench_fix()"]),
         ("seqtui_fix_yes", seqtui + ["fix", "--yes"]),
+        ("seqtui_fix_yes_jobs_2", seqtui + ["fix", "--yes", "--jobs", "2"]),
         ("per_table_script", psql_base + ["-f", str(workdir / f"fix_{n}.sql")]),
     ]:
         med, samples = median_of(lambda: timed(cmd, env), repeat, before=reset)

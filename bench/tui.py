@@ -11,6 +11,9 @@ then measures:
   first table   app start until every row is on screen and the screen is idle; split into the first
                 (full) scan's database time and the UI's work
   rss           the process' resident memory right after the first full table
+  first table, --jobs
+                the first rows and first full table again, in new apps, alternately with one connection
+                and with two (--jobs 2; each first scan on fresh server connections): median of 3 each
   ui per tick   the refresh handler applying a new Report to the table, and the wall time until the
                 screen is idle again; median over --ticks ticks: nothing changed, 1% of the tables
                 written to between ticks, and a periodic full scan (every object new)
@@ -31,6 +34,7 @@ import asyncio
 import json
 import os
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -89,6 +93,34 @@ class Writer:
 
     def close(self) -> None:
         self.conn.close()
+
+
+async def first_table(url: str, jobs: int) -> dict:
+    """A new app until its first full table is on screen, measuring on `jobs` connections."""
+    app = SeqtuiApp(resolve(url), Config(), live=False, audit_log=os.devnull, jobs=jobs)
+    t0 = time.perf_counter()
+    async with app.run_test(size=SIZE) as pilot:
+        while app.table.row_count == 0 and app.refresh_count < 1:
+            await pilot.pause(0.005)
+        first_rows = time.perf_counter() - t0
+        while app.refresh_count < 1:
+            await pilot.pause(0.005)
+        await pilot.pause()
+        return {"first_rows_s": first_rows, "first_table_s": time.perf_counter() - t0,
+                "db_s": app.last_tick.seconds}
+
+
+def first_tables(url: str, repeat: int = 3) -> dict:
+    """first_table() in a new process each time (an app run before in the same process leaves a heap
+    behind that the next one's garbage collection walks), alternately with one and two connections."""
+    samples: dict[int, list[dict]] = {1: [], 2: []}
+    for _ in range(repeat):
+        for jobs in samples:
+            proc = subprocess.run([sys.executable, __file__, "--first-table", url, "--jobs", str(jobs)],
+                                  capture_output=True, text=True, check=True)
+            samples[jobs].append(json.loads(proc.stdout))
+    return {f"jobs_{jobs}": {key: round(statistics.median(s[key] for s in runs), 3) for key in runs[0]}
+            for jobs, runs in samples.items()}
 
 
 async def run_ui(url: str, n: int, ticks: int) -> dict:
@@ -216,6 +248,9 @@ def print_report(res: dict) -> None:
     print(f"  first full table      {u['first_table_s']:8.3f} s   (target < 2 s; first scan's DB time "
           f"{u['first_table_db_s']:.3f} s, last refresh handler {u['first_table_ui_handler_s']:.3f} s, "
           f"start-up, progress and paint {u['first_table_rest_s']:.3f} s)")
+    for jobs, f in u["first_table_by_jobs"].items():
+        print(f"  first full table, --jobs {jobs[-1]}  {f['first_table_s']:.3f} s (median of 3; first rows "
+              f"{f['first_rows_s']:.3f} s, first scan's DB time {f['db_s']:.3f} s)")
     print(f"  RSS after first table {u['rss_after_first_table_mb']:8.1f} MB  (target < 200 MB; "
           f"{u['rss_end_mb']:.1f} MB at the end)")
     s = u["second_refresh_rates_appear"]
@@ -242,7 +277,12 @@ def main() -> int:
     parser.add_argument("--dsn", help="server to use (default: start an embedded one)")
     parser.add_argument("--ticks", type=int, default=20)
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "tui.json"))
+    parser.add_argument("--first-table", metavar="URL", help=argparse.SUPPRESS)  # one sample, for first_tables()
+    parser.add_argument("--jobs", type=int, default=1, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.first_table:
+        print(json.dumps(asyncio.run(first_table(args.first_table, args.jobs))))
+        return 0
 
     server, admin_url = start_server(args.dsn)
     dbname = f"seqtui_tui_bench_{args.tables}"
@@ -253,6 +293,7 @@ def main() -> int:
         build_s = time.perf_counter() - t0
         print("measuring...", file=sys.stderr, flush=True)
         ui = asyncio.run(run_ui(url, args.tables, args.ticks))
+        ui["first_table_by_jobs"] = first_tables(url)
         res = {"tables": args.tables, "build_seconds": round(build_s, 2), "ui": ui}
         print_report(res)
         out = Path(args.out)
