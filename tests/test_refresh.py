@@ -10,7 +10,7 @@ import pytest
 
 from seqtui.connect import connect, resolve
 from seqtui.model import Consumer
-from seqtui.refresh import LiveScanner, changed_tables, counter_params
+from seqtui.refresh import LiveScanner, changed_tables, counter_params, same_objects
 from seqtui.scan import scan
 
 
@@ -178,6 +178,24 @@ def test_counter_params_split_plain_tables_from_partitioned_parents():
     discovered = [(None, shared), (None, (consumer(12, "p"),)), (None, (consumer(30, "r"),)), (None, ())]
     assert counter_params(discovered) == {"tables": "{7,30}", "parents": "{12}"}
     assert counter_params([(None, ())]) is None
+
+
+def test_a_rediscovery_keeps_the_objects_of_what_did_not_change(live, db):
+    """A full re-scan's fresh discovery is swapped for the objects already held, where equal."""
+    from seqtui import catalog
+
+    scanner, _ = live
+    before = catalog.discover(scanner.conn)
+    db.execute("ALTER SEQUENCE a_id_seq INCREMENT 5")
+    now = catalog.discover(scanner.conn)
+    kept = same_objects(before, now)
+    assert kept == now
+    for old, fresh, result in zip(before, now, kept):
+        if fresh[0].name == "a_id_seq":
+            assert result is fresh and result != old
+        else:
+            assert result is old
+    assert same_objects(None, now) is now
 
 
 def test_first_scan_reports_its_progress_group_by_group(live, db, monkeypatch):
