@@ -348,6 +348,27 @@ async def test_filter_by_name_and_status(db, tmp_path):
         assert "filter: ok" in text_of(app, "state-line")
 
 
+async def test_a_row_that_changed_while_filtered_out_comes_back_with_its_new_values(db, tmp_path):
+    """Rows a filter hides are kept aside and taken back as they were when nothing changed: one that
+    changed meanwhile must show what it is now, not what it was."""
+    drifted(db, "orders")
+    db.execute("CREATE TABLE public.users (id serial PRIMARY KEY); INSERT INTO public.users DEFAULT VALUES")
+    app = make_app(db.url, tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await started(pilot, app)
+        assert cell(app, "public.users.id", "next") == "2"
+        await pilot.press("slash")
+        await until(pilot, lambda: app.focused is app.query_one("#filter"), "the filter box")
+        await pilot.press(*"order", "enter")
+        await until(pilot, lambda: app.table.row_count == 1, "the filter")
+        db.execute("INSERT INTO public.users SELECT FROM generate_series(1, 5)")  # through the default
+        await refreshed(pilot, app)
+        await pilot.press("slash", "escape")
+        await until(pilot, lambda: app.table.row_count == 2, "the filter to clear")
+        assert cell(app, "public.users.id", "next") == "7" and cell(app, "public.users.id", "hw") == "6"
+        assert cell(app, "public.orders.id", "status") == "behind"
+
+
 async def test_a_filter_typed_in_one_burst_goes_into_the_filter(db, tmp_path):
     """Keys read together ("/order", typed fast or pasted) all reach the table before "/" has moved the
     focus: they must still end up in the filter box, not sort ("o") or refresh ("r") the table."""

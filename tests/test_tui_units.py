@@ -162,6 +162,41 @@ def test_observing_only_changed_verdicts_agrees_with_observing_all():
 
 
 @pytest.mark.asyncio
+async def test_live_table_takes_hidden_rows_back_as_they_were_unless_their_cells_changed():
+    from textual.app import App
+
+    from seqtui.tui.app import Shown
+    from seqtui.tui.seqtable import SeqTable
+
+    class OneTable(App):
+        def compose(self):
+            yield SeqTable()
+
+    app = OneTable()
+    async with app.run_test(size=(30, 6)) as pilot:
+        table = app.query_one(SeqTable)
+        table.add_column("name", key="name")
+        table.add_column("n", key="n")
+        cells = {k: (Shown(Cell(k)), Shown(Cell("1"))) for k in "abc"}
+        table.show_rows(["a", "b", "c"], cells)
+        row_key_of = {rk.value: rk for rk in table.rows}
+        table.show_rows(["a"], {})  # a filter hides b and c
+        assert table.row_count == 1
+        wider = (Shown(Cell("c")), Shown(Cell("123456")))
+        table.show_rows(["a", "b", "c"], {"b": cells["b"], "c": wider})
+        await pilot.pause()
+        kept = {rk.value: rk for rk in table.rows}
+        assert kept["b"] is row_key_of["b"]          # the same cells: the same row back
+        assert kept["c"] is not row_key_of["c"]      # new cells: a new row
+        assert [table.render_line(y).text.split() for y in range(1, 4)] == [["a", "1"], ["b", "1"], ["c", "123456"]]
+        assert table.columns["n"].content_width == 6
+        table.show_rows(["c"], {})
+        table.show_rows(["c"], {}, known={"b", "c"})  # a is gone for good: not kept aside any more
+        assert set(table._parked) == {"b"}
+        assert len(table._y_offsets) == 1 and table._y_offsets[0] == (kept["c"], 0)
+
+
+@pytest.mark.asyncio
 async def test_live_table_draws_updated_cells_and_new_orders():
     """SeqTable keeps its row layout across cell updates (for speed): what it draws must still follow
     every set_cells() and every new order."""

@@ -551,16 +551,16 @@ class SeqtuiApp(App[int]):
             order = [k for k, e in fresh.items() if not query or matches(e[0], query)]
             order.sort(key=self._sort_key_function(), reverse=self.sort_reverse)
         change = diff_some(self.rows, order, _CellsOf(fresh), touched)
-        for key in touched:  # their cells changed: what was built for the old ones is of no use
-            self._shown.pop(key, None)
         with self.batch_update():
             if change.removed or change.added or order != self._order:
-                table.show_rows(order, {k: self._shown_row(k, cells) for k, cells in change.added})
+                table.show_rows(order, {k: self._shown_row(k, cells) for k, cells in change.added},
+                                known=fresh)
                 self.rows = {k: fresh[k][3] for k in order}
             updates = []
             for key, col, cell in change.changed:
-                updates.append((key, col, Shown(cell, col)))
-                self.rows[key] = fresh[key][3]
+                cells = fresh[key][3]
+                updates.append((key, col, self._shown_row(key, cells)[COLUMN_INDEX[col]]))
+                self.rows[key] = cells
             table.set_cells(updates)
             self._order, self._view = order, view
             if cursor_key in self.rows:
@@ -605,10 +605,15 @@ class SeqtuiApp(App[int]):
 
     def _shown_row(self, key: str, cells) -> tuple:
         """The DataTable's cells for a row, kept while the row's cells stay the same: a row that a
-        filter hides and shows again is not rebuilt."""
+        filter hides and shows again is not rebuilt (and SeqTable takes it back as it was). When
+        some cells changed, the others keep their objects: the table holds exactly these."""
         hit = self._shown.get(key)
-        if hit is None or hit[0] is not cells:
+        if hit is None:
             hit = self._shown[key] = (cells, _shown_row(cells))
+        elif hit[0] is not cells:
+            hit = self._shown[key] = (cells, tuple(
+                shown if cell is old or cell == old else Shown(cell, column)
+                for cell, old, shown, column in zip(cells, hit[0], hit[1], COLUMN_KEYS)))
         return hit[1]
 
     def _same_place(self, before: tuple | None, after: tuple) -> bool:
@@ -1105,6 +1110,7 @@ def _short_error(text: str) -> str:
 
 NUMERIC = {c.key for c in COLUMNS if c.numeric}
 RATE = COLUMN_KEYS.index("rate")
+COLUMN_INDEX = {key: i for i, key in enumerate(COLUMN_KEYS)}
 
 
 class Shown:

@@ -7,12 +7,15 @@ DataTable internals: pyproject.toml bounds textual to the major version the test
 
 from __future__ import annotations
 
+from operator import is_
+
 from textual import events
 from textual._two_way_dict import TwoWayDict
 from textual.binding import Binding
 from textual.widgets import DataTable
 from textual.widgets._data_table import ColumnKey, Row, RowKey
 
+CACHED_CELLS, CACHED_ROWS = 2000, 200
 FILTER_KEY = "slash"  # the app's filter binding: the table opens the filter on it itself (see _on_key)
 
 
@@ -21,6 +24,18 @@ class SeqTable(DataTable):
 
     BINDINGS = [Binding("enter", "app.preview", "Preview", show=False),
                 Binding("enter", "app.explain_read_only", "Read-only", show=False)]
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        # DataTable caches up to 10,000 rendered cells and 1,000 rendered rows and lines: each entry
+        # holds strips and segments, some 150,000 objects once a big table has been scrolled and
+        # filtered, which every full garbage collection walks (~0.15 s, while a key waits). A screen
+        # shows ~50 rows of 11 cells: a few screens' worth is all a cache can reuse.
+        self._cell_render_cache.maxsize = CACHED_CELLS
+        self._row_render_cache.maxsize = CACHED_ROWS
+        self._row_renderable_cache.maxsize = CACHED_ROWS
+        self._line_cache.maxsize = CACHED_ROWS
+        self._parked: dict[str, tuple] = {}  # rows show_rows() took away: key -> (RowKey, cells, Row)
 
     async def _on_key(self, event: events.Key) -> None:
         # Textual routes each key to the widget focused when the key is read, and runs the app's
@@ -52,21 +67,25 @@ class SeqTable(DataTable):
             self._clear_caches()
             self.refresh()
 
-    def show_rows(self, order: list[str], new: dict[str, tuple]) -> None:
+    def show_rows(self, order: list[str], new: dict[str, tuple], known=None) -> None:
         """Show exactly the rows `order`, in that order, in one pass: rows not in it go, rows in `new`
         (key -> cells) come. Rows already shown keep their cells (update them with update_cell).
+        `known`, if given, holds every row key that may come back (the rest are forgotten).
 
         DataTable's own add_row/remove_row/sort are fine for a few rows but not for 10,000: each
         remove_row re-indexes every row and redraws the hover cell (a filter keystroke hiding 9,000 rows
         took minutes), and every added cell is measured on idle (seconds for 10,000 rows). Here rows
         are dict operations, and column widths come from the cells' text, which is all a one-line
-        cell is."""
-        data, rows = self._data, self.rows
+        cell is.
+
+        A row that goes is kept aside, and comes back as the very same objects if its cells are the
+        same ones: clearing a filter on 10,000 rows otherwise built ~30,000 objects anew, enough to
+        set off a full garbage collection (~0.15 s) nearly every time."""
+        data, rows, parked = self._data, self.rows, self._parked
         keep = set(order)
         gone = [rk for rk in data if rk.value not in keep]
         for rk in gone:
-            del data[rk]
-            del rows[rk]
+            parked[rk.value] = (rk, data.pop(rk), rows.pop(rk))
         if gone:
             self._updated_cells = {c for c in self._updated_cells if c.row_key in data}
             self._new_rows.difference_update(gone)
@@ -74,6 +93,11 @@ class SeqTable(DataTable):
         column_keys = [c.key for c in columns]
         widths = [c.content_width for c in columns]
         for key, cells in new.items():
+            back = parked.pop(key, None)
+            if back is not None and all(map(is_, back[1].values(), cells)):
+                rk = back[0]
+                data[rk], rows[rk] = back[1], back[2]
+                continue  # its columns were measured when it came first: they never shrink
             rk = RowKey(key)
             data[rk] = dict(zip(column_keys, cells))
             rows[rk] = Row(rk, 1, None, False)
@@ -81,6 +105,9 @@ class SeqTable(DataTable):
                 w = cell.width
                 if w > widths[i]:
                     widths[i] = w
+        if known is not None and parked:
+            for key in [k for k in parked if k not in known]:
+                del parked[key]
         for column, width in zip(columns, widths):
             column.content_width = width
         key_of = {rk.value: rk for rk in data}
@@ -150,6 +177,30 @@ class SeqTable(DataTable):
         key = self._layout_count
         offsets = self._offset_cache.get(key)
         if offsets is None:
-            offsets = self._offset_cache[key] = [(row.key, y) for row in self.ordered_rows
-                                                 for y in range(row.height)]
+            rows = self.ordered_rows
+            if all(row.height == 1 for row in rows):  # show_rows() adds only such rows
+                offsets = _LineOffsets(rows)
+            else:
+                offsets = [(row.key, y) for row in rows for y in range(row.height)]
+            self._offset_cache[key] = offsets
         return offsets
+
+
+class _LineOffsets:
+    """DataTable's y offsets (line y -> (row key, line within the row)) for rows one line high, made
+    as they are asked for: DataTable only takes its length, a line at a time, and clears it. A list
+    of them is 10,000 tuples per filter or sort at 10,000 rows, all living until the next one."""
+
+    __slots__ = ("_rows",)
+
+    def __init__(self, rows: list[Row]) -> None:
+        self._rows = rows
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def __getitem__(self, y: int) -> tuple[RowKey, int]:
+        return self._rows[y].key, 0
+
+    def clear(self) -> None:
+        self._rows = []
