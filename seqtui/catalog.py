@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib.resources
 import queue
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Callable, Iterable, Iterator
@@ -135,7 +136,30 @@ def _classify(exc: Exception) -> HighWater:
     return HighWater(error=Status.UNREADABLE, detail=f"could not read: {exc.diag.message_primary}")
 
 
-def _run_union(conn: psycopg.Connection, selects: list[sql.Composed]) -> list[tuple]:
+class ScanStopped(Exception):
+    """The scan was called off (stop_scan()): raised before its next statement."""
+
+
+def stop_scan(stop: threading.Event, conns: Iterable[psycopg.Connection]) -> None:
+    """Call off a scan that other threads run on `conns` with this `stop`: the statement running is
+    cancelled, and none is sent after it. Without this, Ctrl+C or quitting the UI waited for every
+    statement left, each up to statement_timeout behind a lock (the fallbacks read one by one)."""
+    stop.set()
+    for conn in conns:
+        try:
+            (getattr(conn, "cancel_safe", None) or conn.cancel)()  # cancel_safe: psycopg >= 3.2
+        except (psycopg.Error, OSError):  # closed or unreachable: nothing runs there any more
+            pass
+
+
+def _go_on(stop: threading.Event | None) -> None:
+    if stop is not None and stop.is_set():
+        raise ScanStopped("the scan was stopped")
+
+
+def _run_union(conn: psycopg.Connection, selects: list[sql.Composed],
+               stop: threading.Event | None = None) -> list[tuple]:
+    _go_on(stop)
     return conn.execute(sql.SQL(" UNION ALL ").join(selects)).fetchall()
 
 
@@ -162,8 +186,9 @@ def _run_unions_pipelined(conn: psycopg.Connection, chunks: list[list[int]],
 
 
 def read_high_waters(conn: psycopg.Connection, targets: list[tuple[Consumer, bool]],
-                     statement_timeout_ms: int) -> list[HighWater]:
+                     statement_timeout_ms: int, stop: threading.Event | None = None) -> list[HighWater]:
     """max()/min() of every (consumer, ascending) target, in chunks, each under statement_timeout.
+    `stop`: see stop_scan().
 
     Indexed columns are index lookups and go in big chunks; unindexed ones scan their table, so each
     runs alone and a slow one times out by itself instead of taking a whole chunk with it."""
@@ -186,7 +211,7 @@ def read_high_waters(conn: psycopg.Connection, targets: list[tuple[Consumer, boo
             indexed = []
         for chunk in _chunks(indexed):
             try:
-                rows = _run_union(conn, [_hw_select(i, *targets[i]) for i in chunk])
+                rows = _run_union(conn, [_hw_select(i, *targets[i]) for i in chunk], stop)
             except psycopg.Error:
                 unindexed.extend(chunk)  # find out which one failed, one by one
                 continue
@@ -194,7 +219,7 @@ def read_high_waters(conn: psycopg.Connection, targets: list[tuple[Consumer, boo
                 results[i] = HighWater(value=None if value is None else int(value))
         for i in unindexed:
             try:
-                (_, value), = _run_union(conn, [_hw_select(i, *targets[i])])
+                (_, value), = _run_union(conn, [_hw_select(i, *targets[i])], stop)
                 results[i] = HighWater(value=None if value is None else int(value))
             except psycopg.Error as exc:
                 results[i] = _classify(exc)
@@ -208,7 +233,7 @@ STATE_FUNCTION_CHUNK = 500
 
 
 def _read_states_by_function(conn: psycopg.Connection, sequences: list[Sequence],
-                             indexes: list[int]) -> dict[int, SequenceState]:
+                             indexes: list[int], stop: threading.Event | None) -> dict[int, SequenceState]:
     """States of sequences[i] for i in indexes, in one statement (measured at 10,000 sequences: ~0.3 s
     against 1.1-1.5 s for UNION ALL chunks, whose cost is planning a scan of each relation).
 
@@ -219,6 +244,7 @@ def _read_states_by_function(conn: psycopg.Connection, sequences: list[Sequence]
     # Each call locks its sequence until the statement ends; chunks keep that well inside the
     # server's shared lock table (max_locks_per_transaction x max_connections, 6,400 by default).
     for chunk in _chunks(indexes, STATE_FUNCTION_CHUNK):
+        _go_on(stop)
         try:
             rows = conn.execute(
                 "SELECT i, d.last_value, d.is_called FROM unnest(%s::int4[], %s::oid[]) AS s(i, seq), "
@@ -233,10 +259,11 @@ def _read_states_by_function(conn: psycopg.Connection, sequences: list[Sequence]
     return states
 
 
-def read_states(conn: psycopg.Connection, sequences: list[Sequence]) -> list[SequenceState | None | str]:
+def read_states(conn: psycopg.Connection, sequences: list[Sequence],
+                stop: threading.Event | None = None) -> list[SequenceState | None | str]:
     """last_value and is_called of each sequence, read from the sequence itself (DESIGN fact 3:
     pg_sequences.last_value is NULL both before the first nextval and without privilege).
-    Returns a state, or a string saying why it could not be read."""
+    Returns a state, or a string saying why it could not be read. `stop`: see stop_scan()."""
     results: list = [None] * len(sequences)
     readable = []
     for i, seq in enumerate(sequences):
@@ -245,7 +272,7 @@ def read_states(conn: psycopg.Connection, sequences: list[Sequence]) -> list[Seq
         else:
             results[i] = "no SELECT privilege on the sequence (or USAGE on its schema)"
     if readable and conn.info.server_version >= SEQUENCE_DATA_FUNCTION_SINCE:
-        for i, state in _read_states_by_function(conn, sequences, readable).items():
+        for i, state in _read_states_by_function(conn, sequences, readable, stop).items():
             results[i] = state
         readable = [i for i in readable if results[i] is None]
     if not readable:
@@ -264,7 +291,7 @@ def read_states(conn: psycopg.Connection, sequences: list[Sequence]) -> list[Seq
         readable = []
     for chunk in _chunks(readable):
         try:
-            rows = _run_union(conn, [select(i) for i in chunk])
+            rows = _run_union(conn, [select(i) for i in chunk], stop)
         except psycopg.Error:
             retry.extend(chunk)
             continue
@@ -272,7 +299,7 @@ def read_states(conn: psycopg.Connection, sequences: list[Sequence]) -> list[Seq
             results[i] = SequenceState(last_value, is_called)
     for i in retry:
         try:
-            (_, last_value, is_called), = _run_union(conn, [select(i)])
+            (_, last_value, is_called), = _run_union(conn, [select(i)], stop)
             results[i] = SequenceState(last_value, is_called)
         except psycopg.Error as exc:
             results[i] = f"could not read the sequence: {exc.diag.message_primary}"
@@ -305,10 +332,11 @@ def observe(conn: psycopg.Connection, discovered: Iterable[tuple[Sequence, tuple
 
 def observe_in_groups(conn: psycopg.Connection, discovered: Iterable[tuple[Sequence, tuple[Consumer, ...]]],
                       statement_timeout_ms: int = 10_000, group: int | None = None,
-                      helpers: Iterable[psycopg.Connection] = ()) -> Iterator[list[Observation]]:
+                      helpers: Iterable[psycopg.Connection] = (),
+                      stop: threading.Event | None = None) -> Iterator[list[Observation]]:
     """observe(), a group of sequences with about `group` consumers at a time, so a face can show the
     first rows of a big database while the rest is measured. Each group's high-water marks are read
-    before its states, as in observe().
+    before its states, as in observe(). `stop`: see stop_scan().
 
     With `helpers` (more connections to the same database, --jobs), the groups are measured on all the
     connections at once, one thread each, and still come back in order. Each group is read on one
@@ -317,9 +345,9 @@ def observe_in_groups(conn: psycopg.Connection, discovered: Iterable[tuple[Seque
     groups, helpers = _groups(list(discovered), group or GROUP), list(helpers)
     if not helpers or len(groups) < 2:
         for batch in groups:
-            yield _observe(conn, batch, statement_timeout_ms)
+            yield _observe(conn, batch, statement_timeout_ms, stop)
         return
-    yield from _observe_in_parallel([conn, *helpers], groups, statement_timeout_ms)
+    yield from _observe_in_parallel([conn, *helpers], groups, statement_timeout_ms, stop)
 
 
 def _groups(discovered: list, size: int) -> list[list]:
@@ -335,19 +363,21 @@ def _groups(discovered: list, size: int) -> list[list]:
     return groups
 
 
-def _observe_in_parallel(conns: list[psycopg.Connection], groups: list[list],
-                         statement_timeout_ms: int) -> Iterator[list[Observation]]:
+def _observe_in_parallel(conns: list[psycopg.Connection], groups: list[list], statement_timeout_ms: int,
+                         stop: threading.Event | None) -> Iterator[list[Observation]]:
     """Each group on whichever connection is free, one thread per connection; yielded in order. The
-    first error (a lost connection) is raised when its group's turn comes; groups not started by then
-    are dropped."""
+    first error (a lost connection) is raised when its group's turn comes. Whatever ends the
+    iteration early (that error, Ctrl+C, a caller that stops reading) calls the scan off on every
+    connection (stop_scan), so the threads end at once instead of finishing their groups."""
     free: queue.SimpleQueue = queue.SimpleQueue()
     for c in conns:
         free.put(c)
+    stop = stop or threading.Event()
 
     def measure(batch: list) -> list[Observation]:
         c = free.get()
         try:
-            return _observe(c, batch, statement_timeout_ms)
+            return _observe(c, batch, statement_timeout_ms, stop)
         finally:
             free.put(c)
 
@@ -356,17 +386,20 @@ def _observe_in_parallel(conns: list[psycopg.Connection], groups: list[list],
         try:
             for future in futures:
                 yield future.result()
-        finally:
+        except BaseException:
             for future in futures:
                 future.cancel()
+            stop_scan(stop, conns)
+            raise
 
 
 def _observe(conn: psycopg.Connection, discovered: list[tuple[Sequence, tuple[Consumer, ...]]],
-             statement_timeout_ms: int) -> list[Observation]:
+             statement_timeout_ms: int, stop: threading.Event | None = None) -> list[Observation]:
     targets = [(c, seq.ascending) for seq, consumers in discovered for c in consumers if c.comparable]
-    hws = iter(read_high_waters(conn, targets, statement_timeout_ms))
+    hws = iter(read_high_waters(conn, targets, statement_timeout_ms, stop))
+    _go_on(stop)
     with _statement_timeout(conn, statement_timeout_ms):  # a sequence locked by ALTER SEQUENCE waits
-        states = read_states(conn, [seq for seq, _ in discovered])
+        states = read_states(conn, [seq for seq, _ in discovered], stop)
 
     observations = []
     for (seq, consumers), state in zip(discovered, states):

@@ -11,6 +11,7 @@ nextval that inserted nothing).
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass, replace
 from typing import Callable, Iterable
@@ -87,13 +88,13 @@ class LiveScanner:
 
     def tick(self, full: bool = False,
              progress: Callable[[Callable[[], Report], int, int], None] | None = None,
-             helpers: Iterable[psycopg.Connection] = ()) -> Report:
+             helpers: Iterable[psycopg.Connection] = (), stop: threading.Event | None = None) -> Report:
         """The next Report. `progress`, if given, is called on the first scan of this scanner (when
         there is nothing to show yet) after each group of about catalog.GROUP consumers, with a
         function that builds the Report of the sequences measured so far, the number of them and the
         number of all. The Report is built only if asked for: it sorts everything measured so far, and
         a face shows rows far less often than groups come in. `helpers`: more connections to the same
-        database to measure this tick on at once (--jobs)."""
+        database to measure this tick on at once (--jobs). `stop`: see catalog.stop_scan()."""
         start = self.clock()
         info = catalog.server_info(self.conn)
         signature = self.conn.execute(catalog.load_sql("signature.sql")).fetchone()[0]
@@ -118,7 +119,7 @@ class LiveScanner:
         partial_scope = replace(self.scope, watch=())  # a watched table not measured yet is not missing
         measured: list[Observation] = []
         for group in catalog.observe_in_groups(self.conn, todo, self.scope.statement_timeout_ms,
-                                               helpers=helpers):
+                                               helpers=helpers, stop=stop):
             for obs in group:
                 oid = obs.sequence.oid
                 old = previous[0].get(oid)

@@ -113,9 +113,9 @@ async def test_the_ui_measures_its_first_scan_on_jobs_connections_then_keeps_one
     measured_on = []
     in_parallel = catalog._observe_in_parallel
 
-    def parallel_spy(conns, groups, timeout):
+    def parallel_spy(conns, *rest):
         measured_on.append(len(conns))
-        yield from in_parallel(conns, groups, timeout)
+        yield from in_parallel(conns, *rest)
 
     monkeypatch.setattr(catalog, "_observe_in_parallel", parallel_spy)
     app = app_module.SeqtuiApp(resolve(shaped.url), Config(), audit_log=str(tmp_path / "audit.jsonl"),
@@ -134,3 +134,49 @@ async def test_the_ui_measures_its_first_scan_on_jobs_connections_then_keeps_one
         await pilot.press("r")  # later scans run on the app's one connection
         await until(pilot, lambda: app.refresh_count >= 2, "a second scan")
         assert opened == [(2, None)] and measured_on == [3]
+
+
+def waiting_on_a_lock(db) -> int:
+    return db.scalar("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'seqtui' "
+                     "AND datname = current_database() AND wait_event_type = 'Lock'")
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_stop_scan_ends_a_scan_stuck_behind_a_lock_at_once(shaped, monkeypatch, jobs):
+    """Ctrl+C and quitting the UI call the scan off: the statement waiting for the lock is cancelled and
+    none of the fallbacks (one statement per table, each up to statement_timeout) is sent after it."""
+    import threading
+    import time
+
+    monkeypatch.setattr(catalog, "GROUP", 2)
+    target = resolve(shaped.url)
+    locker = psycopg.connect(shaped.url)
+    locker.execute("LOCK TABLE b2 IN ACCESS EXCLUSIVE MODE")
+    stop, outcome = threading.Event(), []
+    with connect(target) as conn:
+        helpers = [connect(target) for _ in range(jobs - 1)]
+        discovered = catalog.discover(conn)
+
+        def scan() -> None:
+            try:
+                list(catalog.observe_in_groups(conn, discovered, 60_000, helpers=helpers, stop=stop))
+                outcome.append("finished")
+            except Exception as exc:
+                outcome.append(exc)
+
+        thread = threading.Thread(target=scan)
+        thread.start()
+        deadline = time.monotonic() + 30
+        while not waiting_on_a_lock(shaped) and time.monotonic() < deadline:
+            time.sleep(0.01)  # polling the server for the wait, not a sleep standing in for it
+        assert waiting_on_a_lock(shaped) == 1
+        catalog.stop_scan(stop, [conn, *helpers])
+        thread.join(timeout=10)
+        assert not thread.is_alive()
+        assert len(outcome) == 1 and isinstance(outcome[0], (catalog.ScanStopped, psycopg.errors.QueryCanceled))
+        assert waiting_on_a_lock(shaped) == 0
+        assert conn.execute("SELECT 1").fetchone() == (1,)  # the connection is still usable
+        for helper in helpers:
+            helper.close()
+    locker.rollback()
+    locker.close()
