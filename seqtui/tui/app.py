@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import gc
 import re
+import threading
 import time
 from pathlib import Path
 from datetime import datetime
@@ -31,6 +32,7 @@ from textual.widgets import DataTable, Footer, Input, Static
 
 from ..apply import FAILED, FIXED, FixResult, apply_plans
 from ..audit import AuditError, AuditLog, default_path as default_audit_path
+from ..catalog import stop_scan
 from ..config import Config
 from ..connect import ConnectError, Target, close_all, connect, open_helpers
 from ..heap import CollectionHold
@@ -222,6 +224,8 @@ class SeqtuiApp(App[int]):
         self._progress_gap = PROGRESS_EVERY  # and how long it waits before posting them again
         self._measured_shown = 0  # sequences in the table while the first scan goes on
         self._collections = CollectionHold()
+        self._scan_stop = threading.Event()  # set on exit: the refresh worker's scan is called off
+        self._scanning_on: list[psycopg.Connection] = []  # the connections it measures on meanwhile
         self.last_refresh: datetime | None = None
         self.last_error: str | None = None
         self.lost: str | None = None  # why the connection is down; the table is stale meanwhile
@@ -293,14 +297,14 @@ class SeqtuiApp(App[int]):
             scanner = self._scanner
             if scanner is None or scanner.conn is not conn:
                 scanner = self._scanner = LiveScanner(conn, self.scope, full_every=self.full_every)
-            if self.report is None:  # the first scan: progress, and --jobs connections
-                helpers = self._open_helpers()
-                try:
-                    report = scanner.tick(full=full, progress=self._post_progress, helpers=helpers)
-                finally:
-                    close_all(helpers)
-            else:
-                report = scanner.tick(full=full)
+            helpers = self._open_helpers() if self.report is None else []  # --jobs: the first scan
+            self._scanning_on = [conn, *helpers]
+            try:
+                report = scanner.tick(full=full, progress=self._post_progress if self.report is None else None,
+                                      helpers=helpers, stop=self._scan_stop)
+            finally:
+                self._scanning_on = []
+                close_all(helpers)
         except ConnectError as exc:
             self.post_message(RefreshFailed(str(exc), lost=True))
             return
@@ -1061,6 +1065,12 @@ class SeqtuiApp(App[int]):
         self._exit_requested = True
         self._cancel_timer()
         self.exit(0)
+
+    def exit(self, *args, **kwargs) -> None:
+        # A scan stuck behind a lock (each statement up to statement_timeout, and its fallbacks after
+        # it) must not keep the app from quitting: call it off first.
+        stop_scan(self._scan_stop, list(self._scanning_on))
+        super().exit(*args, **kwargs)
 
     # -- command palette ------------------------------------------------------------------------
 
