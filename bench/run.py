@@ -13,7 +13,8 @@ For each N it builds a database of N tables (40% behind serial, 20% ok, 10% empt
   fix     seqtui fix --yes      vs  a server-side loop doing the same setvals
                                 vs  the per-table fix-sequences.sql (psql -f)
 
-and both seqtui commands again with --jobs 2 (measuring on two connections).
+and both seqtui commands again with --jobs 2 (measuring on two connections), and `seqtui --version`: the
+start-up every command pays (Python, seqtui.cli and psycopg imported) before its first query.
 
 Each fix run starts from the same drifted state (reset untimed). Prints medians and ratios against the
 lower bound and writes JSON (default bench/results/results.json). Machines here are shared and noisy:
@@ -217,6 +218,8 @@ def run_size(admin_url: str, n: int, repeat: int, psql: str, workdir: Path) -> d
         ("seqtui_check_json", seqtui + ["check", "--json"], (2,)),  # 2: the drifted sequences were found
         ("seqtui_check_json_jobs_2", seqtui + ["check", "--json", "--jobs", "2"], (2,)),
         ("per_table_script", psql_base + ["-f", str(workdir / f"check_{n}.sql")], (0,)),
+        # what every seqtui command pays before its first query: Python, seqtui.cli and psycopg
+        ("seqtui_start_up_only", seqtui + ["--version"], (0,)),
     ]:
         med, samples = median_of(lambda: timed(cmd, env, ok), repeat)
         results["check"][name] = {"median_s": med, "samples": samples}
