@@ -111,6 +111,22 @@ async def test_behind_rows_appear_with_status_and_header(db, tmp_path):
         assert "public.orders_id_seq" in details and "setval" in details and "indexed" in details
 
 
+def progress_recording_app(db, tmp_path, seen: dict) -> SeqtuiApp:
+    """An app that records, each time its header shows the first scan's progress (done, total), the
+    rows in the table and the summary line then."""
+    from seqtui.tui import app as app_module
+
+    class Recording(SeqtuiApp):
+        CSS_PATH = str(Path(app_module.__file__).with_name(SeqtuiApp.CSS_PATH))  # relative to app.py
+
+        def _show_header(self) -> None:
+            super()._show_header()
+            if self.measuring is not None:
+                seen[self.measuring] = (self.table.row_count, text_of(self, "summary-line"))
+
+    return Recording(resolve(db.url), Config(), audit_log=str(tmp_path / "audit.jsonl"), interval=3600)
+
+
 async def test_first_scan_shows_rows_while_it_measures_the_rest(db, tmp_path, monkeypatch):
     """On a big database the first rows show before the scan ends, with its progress in the header;
     the final report completes the table and the progress goes away."""
@@ -122,16 +138,7 @@ async def test_first_scan_shows_rows_while_it_measures_the_rest(db, tmp_path, mo
     monkeypatch.setattr(catalog, "GROUP", 1)          # a group per sequence
     monkeypatch.setattr(app_module, "PROGRESS_EVERY", 0)  # every group shown (normally throttled)
     seen: dict = {}
-
-    class Recording(SeqtuiApp):
-        CSS_PATH = str(Path(app_module.__file__).with_name(SeqtuiApp.CSS_PATH))  # relative to app.py
-
-        def _show_header(self) -> None:
-            super()._show_header()
-            if self.measuring is not None:
-                seen[self.measuring] = (self.table.row_count, text_of(self, "summary-line"))
-
-    app = Recording(resolve(db.url), Config(), audit_log=str(tmp_path / "audit.jsonl"), interval=3600)
+    app = progress_recording_app(db, tmp_path, seen)
     async with app.run_test(size=SIZE) as pilot:
         await started(pilot, app)
         assert sorted(seen) == [(1, 4), (2, 4), (3, 4)]
@@ -154,16 +161,7 @@ async def test_first_scan_counts_every_group_but_shows_rows_less_often(db, tmp_p
     monkeypatch.setattr(catalog, "GROUP", 1)
     monkeypatch.setattr(app_module, "PROGRESS_EVERY", 3600)  # rows once, at the first group
     seen: dict = {}
-
-    class Recording(SeqtuiApp):
-        CSS_PATH = str(Path(app_module.__file__).with_name(SeqtuiApp.CSS_PATH))
-
-        def _show_header(self) -> None:
-            super()._show_header()
-            if self.measuring is not None:
-                seen[self.measuring] = (self.table.row_count, text_of(self, "summary-line"))
-
-    app = Recording(resolve(db.url), Config(), audit_log=str(tmp_path / "audit.jsonl"), interval=3600)
+    app = progress_recording_app(db, tmp_path, seen)
     async with app.run_test(size=SIZE) as pilot:
         await started(pilot, app)
         assert sorted(seen) == [(1, 4), (2, 4), (3, 4)]

@@ -161,22 +161,32 @@ def test_observing_only_changed_verdicts_agrees_with_observing_all():
             assert {o for o, r in full.rates().items() if r} <= dirty | {o for o in (2, 3)}
 
 
-@pytest.mark.asyncio
-async def test_live_table_takes_hidden_rows_back_as_they_were_unless_their_cells_changed():
+def one_table_app():
+    """An app holding only a two-column SeqTable ("name", "n")."""
     from textual.app import App
 
-    from seqtui.tui.app import Shown
     from seqtui.tui.seqtable import SeqTable
 
     class OneTable(App):
         def compose(self):
             yield SeqTable()
 
-    app = OneTable()
+        def on_mount(self) -> None:
+            table = self.query_one(SeqTable)
+            table.add_column("name", key="name")
+            table.add_column("n", key="n")
+
+    return OneTable()
+
+
+@pytest.mark.asyncio
+async def test_live_table_takes_hidden_rows_back_as_they_were_unless_their_cells_changed():
+    from seqtui.tui.app import Shown
+    from seqtui.tui.seqtable import SeqTable
+
+    app = one_table_app()
     async with app.run_test(size=(30, 6)) as pilot:
         table = app.query_one(SeqTable)
-        table.add_column("name", key="name")
-        table.add_column("n", key="n")
         cells = {k: (Shown(Cell(k)), Shown(Cell("1"))) for k in "abc"}
         table.show_rows(["a", "b", "c"], cells)
         row_key_of = {rk.value: rk for rk in table.rows}
@@ -200,20 +210,12 @@ async def test_live_table_takes_hidden_rows_back_as_they_were_unless_their_cells
 async def test_live_table_draws_updated_cells_and_new_orders():
     """SeqTable keeps its row layout across cell updates (for speed): what it draws must still follow
     every set_cells() and every new order."""
-    from textual.app import App
-
     from seqtui.tui.app import Shown
     from seqtui.tui.seqtable import SeqTable
 
-    class OneTable(App):
-        def compose(self):
-            yield SeqTable()
-
-    app = OneTable()
+    app = one_table_app()
     async with app.run_test(size=(30, 6)) as pilot:
         table = app.query_one(SeqTable)
-        table.add_column("name", key="name")
-        table.add_column("n", key="n")
         table.show_rows(["a", "b", "c"], {k: (Shown(Cell(k)), Shown(Cell("1"))) for k in "abc"})
         await pilot.pause()
 
