@@ -13,6 +13,7 @@ import importlib.resources
 import queue
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
 from dataclasses import dataclass
 from typing import Callable, Iterable, Iterator
 
@@ -186,9 +187,9 @@ def _run_unions_pipelined(conn: psycopg.Connection, chunks: list[list[int]],
 
 
 def read_high_waters(conn: psycopg.Connection, targets: list[tuple[Consumer, bool]],
-                     statement_timeout_ms: int, stop: threading.Event | None = None) -> list[HighWater]:
-    """max()/min() of every (consumer, ascending) target, in chunks, each under statement_timeout.
-    `stop`: see stop_scan().
+                     statement_timeout_ms: int | None, stop: threading.Event | None = None) -> list[HighWater]:
+    """max()/min() of every (consumer, ascending) target, in chunks, each under statement_timeout
+    (None: the one the connection has already). `stop`: see stop_scan().
 
     Indexed columns are index lookups and go in big chunks; unindexed ones scan their table, so each
     runs alone and a slow one times out by itself instead of taking a whole chunk with it."""
@@ -307,17 +308,20 @@ def read_states(conn: psycopg.Connection, sequences: list[Sequence],
 
 
 class _statement_timeout:
-    """SET statement_timeout for a block on an autocommit connection, then restore the old value."""
+    """SET statement_timeout for a block on an autocommit connection, then restore the old value
+    (ms None: leave it as it is). Three round trips: a scan sets it once, not once per group."""
 
-    def __init__(self, conn: psycopg.Connection, ms: int):
+    def __init__(self, conn: psycopg.Connection, ms: int | None):
         self.conn, self.ms = conn, ms
 
     def __enter__(self):
+        if self.ms is None:
+            return
         self.old = self.conn.execute("SELECT current_setting('statement_timeout')").fetchone()[0]
         self.conn.execute(sql.SQL("SET statement_timeout = {}").format(sql.Literal(f"{int(self.ms)}ms")))
 
     def __exit__(self, *exc):
-        if not self.conn.closed and not self.conn.broken:
+        if self.ms is not None and not self.conn.closed and not self.conn.broken:
             self.conn.execute(sql.SQL("SET statement_timeout = {}").format(sql.Literal(self.old)))
 
 
@@ -327,7 +331,8 @@ def observe(conn: psycopg.Connection, discovered: Iterable[tuple[Sequence, tuple
 
     High-water marks are read before sequence state: a row inserted through the default in between
     then shows as a higher `next`, never as a false "behind"."""
-    return _observe(conn, list(discovered), statement_timeout_ms)
+    with _statement_timeout(conn, statement_timeout_ms):
+        return _observe(conn, list(discovered))
 
 
 def observe_in_groups(conn: psycopg.Connection, discovered: Iterable[tuple[Sequence, tuple[Consumer, ...]]],
@@ -344,8 +349,9 @@ def observe_in_groups(conn: psycopg.Connection, discovered: Iterable[tuple[Seque
     10,000 tables on 2 cores, two connections measured in 1.3 s what one did in 1.9 s)."""
     groups, helpers = _groups(list(discovered), group or GROUP), list(helpers)
     if not helpers or len(groups) < 2:
-        for batch in groups:
-            yield _observe(conn, batch, statement_timeout_ms, stop)
+        with _statement_timeout(conn, statement_timeout_ms):
+            for batch in groups:
+                yield _observe(conn, batch, stop)
         return
     yield from _observe_in_parallel([conn, *helpers], groups, statement_timeout_ms, stop)
 
@@ -377,11 +383,14 @@ def _observe_in_parallel(conns: list[psycopg.Connection], groups: list[list], st
     def measure(batch: list) -> list[Observation]:
         c = free.get()
         try:
-            return _observe(c, batch, statement_timeout_ms, stop)
+            return _observe(c, batch, stop)
         finally:
             free.put(c)
 
-    with ThreadPoolExecutor(max_workers=len(conns), thread_name_prefix="seqtui-measure") as pool:
+    with ExitStack() as timeouts, ThreadPoolExecutor(max_workers=len(conns),
+                                                     thread_name_prefix="seqtui-measure") as pool:
+        for c in conns:  # restored after the pool has ended: no thread uses them by then
+            timeouts.enter_context(_statement_timeout(c, statement_timeout_ms))
         futures = [pool.submit(measure, batch) for batch in groups]
         try:
             for future in futures:
@@ -394,12 +403,13 @@ def _observe_in_parallel(conns: list[psycopg.Connection], groups: list[list], st
 
 
 def _observe(conn: psycopg.Connection, discovered: list[tuple[Sequence, tuple[Consumer, ...]]],
-             statement_timeout_ms: int, stop: threading.Event | None = None) -> list[Observation]:
+             stop: threading.Event | None = None) -> list[Observation]:
+    """observe() on a connection whose statement_timeout the caller has set: it bounds the high-water
+    reads, and the state reads too (a sequence locked by ALTER SEQUENCE makes them wait)."""
     targets = [(c, seq.ascending) for seq, consumers in discovered for c in consumers if c.comparable]
-    hws = iter(read_high_waters(conn, targets, statement_timeout_ms, stop))
+    hws = iter(read_high_waters(conn, targets, None, stop))
     _go_on(stop)
-    with _statement_timeout(conn, statement_timeout_ms):  # a sequence locked by ALTER SEQUENCE waits
-        states = read_states(conn, [seq for seq, _ in discovered], stop)
+    states = read_states(conn, [seq for seq, _ in discovered], stop)
 
     observations = []
     for (seq, consumers), state in zip(discovered, states):

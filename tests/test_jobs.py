@@ -180,3 +180,23 @@ def test_stop_scan_ends_a_scan_stuck_behind_a_lock_at_once(shaped, monkeypatch, 
             helper.close()
     locker.rollback()
     locker.close()
+
+
+@pytest.mark.parametrize("jobs", [1, 3])
+def test_a_scan_sets_statement_timeout_once_and_gives_every_connection_its_own_back(shaped, monkeypatch, jobs):
+    monkeypatch.setattr(catalog, "GROUP", 2)
+    target = resolve(shaped.url)
+    with connect(target) as conn:
+        helpers = [connect(target) for _ in range(jobs - 1)]
+        for i, c in enumerate([conn, *helpers]):
+            c.execute(f"SET statement_timeout = '{i + 7}s'")
+        seen = []
+        for group in catalog.observe_in_groups(conn, catalog.discover(conn), 1234, helpers=helpers):
+            seen.append(group)
+            if len(seen) == 1:  # while the scan runs, its own limit is in force
+                assert conn.execute("SHOW statement_timeout").fetchone() == ("1234ms",)
+        assert len(seen) >= 5
+        assert [c.execute("SHOW statement_timeout").fetchone()[0] for c in [conn, *helpers]] \
+            == [f"{i + 7}s" for i in range(jobs)]
+        for helper in helpers:
+            helper.close()
