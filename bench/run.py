@@ -3,6 +3,7 @@
 
     python bench/run.py --tables 100 1000 10000          # embedded server started for the run
     python bench/run.py --tables 1000 --dsn URL           # another server (needs CREATEDB)
+    python bench/run.py --tables 1000 --latency-ms 10     # a server 10 ms of round trip away
 
 For each N it builds a database of N tables (40% behind serial, 20% ok, 10% empty, 10% identity behind,
 20% pairs sharing one sequence, behind) and times whole processes, median of --repeat runs:
@@ -35,11 +36,14 @@ from pathlib import Path
 
 import psycopg
 from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from seqtui.embedded import EmbeddedServer, runnable_bin_dir  # noqa: E402
+
+from latency import DelayProxy  # noqa: E402  (bench/, the script's own folder, is on sys.path)
 
 BUILD_BATCH = 250  # tables per transaction while building (the shared lock table is finite)
 
@@ -190,28 +194,35 @@ def stop_server(server: EmbeddedServer | None) -> None:
         shutil.rmtree(server.data_dir.parent, ignore_errors=True)
 
 
-def run_size(admin_url: str, n: int, repeat: int, psql: str, workdir: Path) -> dict:
+def run_size(admin_url: str, n: int, repeat: int, psql: str, workdir: Path, latency_ms: float = 0) -> dict:
     dbname = f"seqtui_bench_{n}"
     t0 = time.perf_counter()
     url = build(admin_url, dbname, n)
     build_s = time.perf_counter() - t0
+    proxy = None
+    if latency_ms:  # every contender connects through it; building and resetting do not
+        params = conninfo_to_dict(url)
+        if not params.get("host") or params["host"].startswith("/"):
+            raise SystemExit("--latency-ms needs a TCP server (host and port), not a Unix socket")
+        proxy = DelayProxy(params["host"], int(params.get("port") or 5432), latency_ms / 2000).start()
+    measured_url = url if proxy is None else make_conninfo(url, host="127.0.0.1", port=str(proxy.port))
     with psycopg.connect(url, autocommit=True) as conn:
         check_script, fix_script = per_table_scripts(conn)
         consumers = len(conn.execute(CONSUMERS_SQL).fetchall())
     (workdir / f"check_{n}.sql").write_text(check_script)
     (workdir / f"fix_{n}.sql").write_text(fix_script)
 
-    env = {**os.environ, "DATABASE_URL": url, "NO_COLOR": "1",
+    env = {**os.environ, "DATABASE_URL": measured_url, "NO_COLOR": "1",
            "XDG_STATE_HOME": str(workdir / "state")}  # the benchmark's audit log stays out of the way
     seqtui = [sys.executable, "-m", "seqtui"]
-    psql_base = [psql, url, "-X", "-q", "-v", "ON_ERROR_STOP=1"]
+    psql_base = [psql, measured_url, "-X", "-q", "-v", "ON_ERROR_STOP=1"]
 
     def reset():
         with psycopg.connect(url, autocommit=True) as conn:
             conn.execute("SELECT bench_reset()")
 
-    results: dict = {"tables": n, "consumers": consumers, "build_seconds": round(build_s, 2), "check": {},
-                     "fix": {}}
+    results: dict = {"tables": n, "consumers": consumers, "build_seconds": round(build_s, 2),
+                     "latency_ms": latency_ms, "check": {}, "fix": {}}
     reset()
     for name, cmd, ok in [
         ("lower_bound_server_side", psql_base + ["-c", "SELECT count(*) FROM bench_scan()"], (0,)),
@@ -242,6 +253,8 @@ def run_size(admin_url: str, n: int, repeat: int, psql: str, workdir: Path) -> d
     behind = [r for r in json.loads(after.stdout)["sequences"] if r["status"] == "behind"]
     results["behind_after_seqtui_fix"] = len(behind)
 
+    if proxy is not None:
+        proxy.stop()
     with psycopg.connect(admin_url, autocommit=True) as admin:
         admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(dbname)))
     return results
@@ -251,6 +264,8 @@ def print_table(all_results: list[dict]) -> None:
     print()
     print(f"{'N':>7} {'task':<6} {'contender':<26} {'median':>9} {'x lower bound':>14}")
     for res in all_results:
+        if res["latency_ms"]:
+            print(f"{'':>7} (every contender {res['latency_ms']:g} ms of round trip away from the server)")
         for task in ("check", "fix"):
             base = res[task]["lower_bound_server_side"]["median_s"]
             for name, r in res[task].items():
@@ -263,6 +278,9 @@ def main() -> int:
     parser.add_argument("--tables", type=int, nargs="+", default=[100, 1000])
     parser.add_argument("--dsn", help="server to use (default: start an embedded one)")
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--latency-ms", type=float, default=0,
+                        help="round-trip time added between every contender and the server (a TCP proxy, "
+                             "bench/latency.py): a server across a network instead of next door")
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "results.json"))
     args = parser.parse_args()
 
@@ -273,7 +291,7 @@ def main() -> int:
         all_results = []
         for n in args.tables:
             print(f"N={n}: building and measuring ({args.repeat} runs each)...", file=sys.stderr, flush=True)
-            all_results.append(run_size(admin_url, n, args.repeat, psql, workdir))
+            all_results.append(run_size(admin_url, n, args.repeat, psql, workdir, args.latency_ms))
         print_table(all_results)
         out = Path(args.out)
         out.parent.mkdir(parents=True, exist_ok=True)
