@@ -176,8 +176,8 @@ def _run_unions_pipelined(conn: psycopg.Connection, chunks: list[list[int]],
     chunk takes its own, as they would be one statement at a time. (A Sync per chunk would do that
     too, but psycopg waits for each Sync's results: a round trip per chunk, 100 at 10,000 tables.)
     Returns None if anything failed: these are reads, so the caller simply reads again chunk by chunk
-    and finds out which one failed."""
-    if len(chunks) < 2:
+    and finds out which one failed. (And at once inside a transaction, which a COMMIT here would end.)"""
+    if len(chunks) < 2 or conn.info.transaction_status != TransactionStatus.IDLE:
         return None
     try:
         with conn.pipeline():

@@ -78,3 +78,19 @@ def test_sequence_locked_by_another_session_times_out_alone(conn, db):
     assert by_name["called"].state == catalog.SequenceState(2, True)
     # the session's own statement_timeout is back as it was
     assert conn.execute("SHOW statement_timeout").fetchone()[0] == "0"
+
+
+def test_reads_inside_a_transaction_leave_it_open(conn, db, monkeypatch):
+    """The pipelined reads commit chunk by chunk: on a connection already in a transaction they must
+    not, or the caller's transaction would end under it."""
+    db.execute(f"DO $$ BEGIN FOR i IN 1..{catalog.CHUNK} LOOP EXECUTE format('CREATE SEQUENCE many_%s', i); "
+               "END LOOP; END $$")  # more than a chunk, so that the pipeline would be used
+    monkeypatch.setattr(catalog, "SEQUENCE_DATA_FUNCTION_SINCE", 10**9)  # states from the relations, chunked
+    seqs = sequences(conn)
+    expected = catalog.read_states(conn, seqs)
+    conn.execute("BEGIN")
+    conn.execute("CREATE TEMP TABLE marker (x int)")
+    assert catalog.read_states(conn, seqs) == expected
+    assert conn.info.transaction_status == psycopg.pq.TransactionStatus.INTRANS
+    conn.execute("ROLLBACK")
+    assert conn.execute("SELECT to_regclass('pg_temp.marker')").fetchone() == (None,)
