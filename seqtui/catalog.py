@@ -138,6 +138,9 @@ def _classify(exc: Exception) -> HighWater:
     return HighWater(error=Status.UNREADABLE, detail=f"could not read: {exc.diag.message_primary}")
 
 
+CANCEL_TIMEOUT = 2.0  # seconds stop_scan() gives each cancel request
+
+
 class ScanStopped(Exception):
     """The scan was called off (stop_scan()): raised before its next statement."""
 
@@ -149,7 +152,11 @@ def stop_scan(stop: threading.Event, conns: Iterable[psycopg.Connection]) -> Non
     stop.set()
     for conn in conns:
         try:
-            (getattr(conn, "cancel_safe", None) or conn.cancel)()  # cancel_safe: psycopg >= 3.2
+            if hasattr(conn, "cancel_safe"):  # psycopg >= 3.2
+                # bounded: with the network down, quitting must not wait psycopg's default 30 s
+                conn.cancel_safe(timeout=CANCEL_TIMEOUT)
+            else:
+                conn.cancel()
         except (psycopg.Error, OSError):  # closed or unreachable: nothing runs there any more
             pass
 
