@@ -57,7 +57,7 @@ def same_objects(before: list | None, now: list) -> list:
     living on beside them, for the garbage collector to walk on every full collection."""
     if not before:
         return now
-    old = {seq.oid: entry for entry in before for seq in entry[:1]}
+    old = {entry[0].oid: entry for entry in before}
     return [old_entry if (old_entry := old.get(entry[0].oid)) == entry else entry for entry in now]
 
 
