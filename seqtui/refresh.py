@@ -77,6 +77,7 @@ class LiveScanner:
         self._watched: dict = {}
         self._last_full = float("-inf")
         self._counter_params: tuple[list, dict | None] | None = None  # (discovered, its counter_params())
+        self._last_report: tuple[catalog.ServerInfo, Report] | None = None  # (the info it was built with, it)
 
     def _read_counters(self, discovered) -> dict[int, int]:
         if self._counter_params is None or self._counter_params[0] is not discovered:
@@ -108,9 +109,11 @@ class LiveScanner:
         # so the next tick re-measures it instead of missing it.
         counters = self._read_counters(discovered)
         previous = self._observations, self._verdicts
+        # Built apart and kept only when the tick succeeds: a scan that fails half-way (a timeout in
+        # discovery, a stopped scan) leaves the scanner as it was, not with half its verdicts gone.
+        observations, verdicts = ({}, {}) if full else (dict(self._observations), dict(self._verdicts))
         if full:
             todo = discovered
-            self._observations, self._verdicts = {}, {}
         else:
             moved = changed_tables(self._counters, counters)
             todo = [(seq, consumers) for seq, consumers in discovered
@@ -126,23 +129,28 @@ class LiveScanner:
                 if old is not None and old == obs:
                     # Nothing about it changed: hand back the very same objects, so the face can tell
                     # at a glance (by identity) which rows a full re-scan really changed.
-                    self._observations[oid], self._verdicts[oid] = old, previous[1][oid]
+                    observations[oid], verdicts[oid] = old, previous[1][oid]
                 else:
-                    self._observations[oid] = obs
-                    self._verdicts[oid] = judge(obs, self.scope.thresholds)
+                    observations[oid] = obs
+                    verdicts[oid] = judge(obs, self.scope.thresholds)
             if first and len(measured) + len(group) < len(todo):
                 measured += group
                 so_far = list(measured)
-                progress(lambda: assemble(info, [v for o in so_far for v in self._verdicts[o.sequence.oid]],
+                progress(lambda: assemble(info, [v for o in so_far for v in verdicts[o.sequence.oid]],
                                           so_far, partial_scope, {}), len(measured), len(todo))
         if full and self.scope.watch:
             self._watched = watched_columns(self.conn, self.scope.watch)
         self._discovered, self._signature, self._counters = discovered, signature, counters
+        self._observations, self._verdicts = observations, verdicts
         if full:
             self._last_full = start
 
-        report = assemble(info, [v for seq, _ in discovered for v in self._verdicts[seq.oid]],
-                          [self._observations[seq.oid] for seq, _ in discovered], self.scope, self._watched)
+        if full or todo or self._last_report is None or self._last_report[0] != info:
+            report = assemble(info, [v for seq, _ in discovered for v in verdicts[seq.oid]],
+                              [observations[seq.oid] for seq, _ in discovered], self.scope, self._watched)
+            self._last_report = (info, report)
+        else:  # nothing was written to and the server says the same: the same Report (sorting cost ~15 ms)
+            report = self._last_report[1]
         self.last_tick = TickInfo("full" if full else "incremental", self.clock() - start,
                                   sum(len(consumers) for _, consumers in todo))
         return report

@@ -71,6 +71,45 @@ def test_idle_tick_measures_nothing_and_agrees_with_a_full_scan(live, db):
     assert statuses(second) == {"a": "behind", "b": "ok", "s1": "ok", "s2": "empty"}
 
 
+def test_an_idle_tick_hands_back_the_same_report_and_a_write_a_new_one(live, db):
+    scanner, clock = live
+    first = scanner.tick()
+    clock.now += 2
+    assert scanner.tick() is first  # nothing written: not even re-sorted
+    write_from_another_session(db, "INSERT INTO b DEFAULT VALUES")
+    wait_for_counters(scanner, db, "b")
+    clock.now += 2
+    after_write = scanner.tick()
+    assert after_write is not first and scanner.last_tick.remeasured == 1
+    (row,) = [v for v in after_write.verdicts if v.consumer and v.consumer.table == "b"]
+    assert row.next_value == 3
+
+
+def test_a_full_scan_that_fails_half_way_leaves_the_scanner_as_it_was(live, db, monkeypatch):
+    """A scan stopped or timed out half-way must not leave the scanner with half its verdicts: the
+    next tick has to report every sequence, as a fresh scan does."""
+    from seqtui import catalog
+
+    scanner, clock = live
+    scanner.tick()
+    real = catalog.observe_in_groups
+
+    def fails_after_one_group(*args, **kwargs):
+        groups = real(*args, **kwargs)
+        yield next(groups)
+        raise psycopg.errors.QueryCanceled("canceling statement due to user request")
+
+    monkeypatch.setattr(catalog, "GROUP", 1)
+    monkeypatch.setattr(catalog, "observe_in_groups", fails_after_one_group)
+    with pytest.raises(psycopg.errors.QueryCanceled):
+        scanner.tick(full=True)
+    monkeypatch.setattr(catalog, "observe_in_groups", real)
+    clock.now += 2
+    report = scanner.tick()
+    assert scanner.last_tick.kind == "incremental"
+    assert statuses(report) == statuses(scan(scanner.conn)) == {"a": "behind", "b": "ok", "s1": "ok", "s2": "empty"}
+
+
 def test_a_write_remeasures_only_its_sequence(live, db):
     scanner, clock = live
     scanner.tick()
