@@ -7,6 +7,7 @@ DataTable internals: pyproject.toml bounds textual to the major version the test
 
 from __future__ import annotations
 
+from collections.abc import Container
 from operator import is_
 
 from textual import events
@@ -35,7 +36,7 @@ class SeqTable(DataTable):
         self._row_render_cache.maxsize = CACHED_ROWS
         self._row_renderable_cache.maxsize = CACHED_ROWS
         self._line_cache.maxsize = CACHED_ROWS
-        self._parked: dict[str, tuple] = {}  # rows show_rows() took away: key -> (RowKey, cells, Row)
+        self._parked: dict[str, tuple] = {}  # rows show_rows() took away: key -> (RowKey, cells by column, Row)
 
     async def _on_key(self, event: events.Key) -> None:
         # Textual routes each key to the widget focused when the key is read, and runs the app's
@@ -67,7 +68,7 @@ class SeqTable(DataTable):
             self._clear_caches()
             self.refresh()
 
-    def show_rows(self, order: list[str], new: dict[str, tuple], known=None) -> None:
+    def show_rows(self, order: list[str], new: dict[str, tuple], known: Container[str] | None = None) -> None:
         """Show exactly the rows `order`, in that order, in one pass: rows not in it go, rows in `new`
         (key -> cells) come. Rows already shown keep their cells (update them with update_cell).
         `known`, if given, holds every row key that may come back (the rest are forgotten).
