@@ -137,6 +137,7 @@ async def test_first_scan_shows_rows_while_it_measures_the_rest(db, tmp_path, mo
         drifted(db, t, rows=3)
     monkeypatch.setattr(catalog, "GROUP", 1)          # a group per sequence
     monkeypatch.setattr(app_module, "PROGRESS_EVERY", 0)  # every group shown (normally throttled)
+    monkeypatch.setattr(app_module, "PROGRESS_NEAR_END", 0)  # even those just before the end
     seen: dict = {}
     app = progress_recording_app(db, tmp_path, seen)
     async with app.run_test(size=SIZE) as pilot:
@@ -168,6 +169,27 @@ async def test_first_scan_counts_every_group_but_shows_rows_less_often(db, tmp_p
         assert [rows for rows, _ in seen.values()] == [1, 1, 1]
         assert "measuring… 1 of 4 sequences" in seen[(1, 4)][1] and "in the table" not in seen[(1, 4)][1]
         assert "measuring… 3 of 4 sequences (1 in the table)" in seen[(3, 4)][1]
+        assert app.table.row_count == 4 and "measuring" not in text_of(app, "summary-line")
+
+
+async def test_first_scan_shows_no_rows_so_far_when_the_full_table_is_due(db, tmp_path, monkeypatch):
+    """Rows due (PROGRESS_EVERY) are not shown when the pace so far says the whole table follows within
+    PROGRESS_NEAR_END: that showing would only hold the full table back. The first group's rows still
+    show at once, and the count still moves."""
+    from seqtui import catalog
+    from seqtui.tui import app as app_module
+
+    for t in ("t1", "t2", "t3", "t4"):
+        drifted(db, t, rows=3)
+    monkeypatch.setattr(catalog, "GROUP", 1)
+    monkeypatch.setattr(app_module, "PROGRESS_EVERY", 0)
+    monkeypatch.setattr(app_module, "PROGRESS_NEAR_END", 3600)  # every group is "near the end"
+    seen: dict = {}
+    app = progress_recording_app(db, tmp_path, seen)
+    async with app.run_test(size=SIZE) as pilot:
+        await started(pilot, app)
+        assert sorted(seen) == [(1, 4), (2, 4), (3, 4)]
+        assert [seen[k][0] for k in sorted(seen)] == [1, 1, 1]
         assert app.table.row_count == 4 and "measuring" not in text_of(app, "summary-line")
 
 

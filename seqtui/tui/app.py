@@ -57,6 +57,13 @@ BACKOFF = (1.0, 30.0)  # first retry after a lost connection, and the cap of the
 # The count in the header ("measuring... N of M") moves with every group.
 PROGRESS_EVERY = 0.3
 PROGRESS_EVERY_MAX = 5.0
+# No rows so far when the whole table is due within this many seconds (projected from the pace so
+# far): that showing would only delay the full table (at 10,000 tables, ~0.1 s of UI work 0.3 s
+# before the end).
+PROGRESS_NEAR_END = 0.5
+# After the first full table is painted, the heap settles (_settle_heap): a full collection of
+# ~0.1 s at 10,000 rows. Run before the paint, it held the full table back that long.
+SETTLE_AFTER = 0.2
 COLUMN_LABELS = {c.key: c.label for c in COLUMNS}
 
 # (key as shown, what it does): the help screen; the bindings below are the same keys.
@@ -222,6 +229,7 @@ class SeqtuiApp(App[int]):
         self.measuring: tuple[int, int] | None = None  # the first scan's progress, while it runs
         self._progress_posted: float | None = None  # when the worker last posted the rows so far
         self._progress_gap = PROGRESS_EVERY  # and how long it waits before posting them again
+        self._scan_started = 0.0  # when the first scan began (monotonic), for PROGRESS_NEAR_END
         self._measured_shown = 0  # sequences in the table while the first scan goes on
         self._collections = CollectionHold()
         self._scan_stop = threading.Event()  # set on exit: the refresh worker's scan is called off
@@ -298,6 +306,7 @@ class SeqtuiApp(App[int]):
             if scanner is None or scanner.conn is not conn:
                 scanner = self._scanner = LiveScanner(conn, self.scope, full_every=self.full_every)
             helpers = self._open_helpers() if self.report is None else []  # --jobs: the first scan
+            self._scan_started = time.monotonic()
             self._scanning_on = [conn, *helpers]
             try:
                 report = scanner.tick(full=full, progress=self._post_progress if self.report is None else None,
@@ -343,13 +352,19 @@ class SeqtuiApp(App[int]):
         """The first scan's progress, from the worker thread: the rows so far when they are due (see
         PROGRESS_EVERY; building them sorts everything measured so far), else only the count."""
         now = time.monotonic()
-        if self._progress_posted is None or now - self._progress_posted >= self._progress_gap:
+        if self._progress_posted is None or (now - self._progress_posted >= self._progress_gap
+                                             and not self._nearly_done(now, done, total)):
             if self._progress_posted is not None:
                 self._progress_gap = min(2 * self._progress_gap, PROGRESS_EVERY_MAX)
             self._progress_posted = now
             self.post_message(Refreshed(rows(), now, None, None, measuring=(done, total)))
         else:
             self.post_message(Measuring(done, total))
+
+    def _nearly_done(self, now: float, done: int, total: int) -> bool:
+        """The full table is due within PROGRESS_NEAR_END seconds at the pace so far (discovery counts
+        in that pace, so the guess runs long: rows are then shown rather than skipped)."""
+        return done > 0 and (now - self._scan_started) * (total - done) / done < PROGRESS_NEAR_END
 
     def _close_conn(self) -> None:
         conn, self._conn = self._conn, None
@@ -442,8 +457,8 @@ class SeqtuiApp(App[int]):
             return  # the scan goes on: its final report follows
         self.refresh_ui_seconds = time.perf_counter() - started
         self.refresh_count += 1
-        if self.refresh_count == 1:
-            self.call_after_refresh(self._settle_heap)
+        if self.refresh_count == 1:  # a timer: call_after_refresh() may still run before the paint
+            self.set_timer(SETTLE_AFTER, self._settle_heap)
         self._after_refresh(self.interval)
 
     def on_measuring(self, message: Measuring) -> None:
