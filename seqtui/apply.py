@@ -12,6 +12,9 @@ Statements in a Simple Query"). The result of every statement is read (libpq's a
 included), so each outcome belongs to its own sequence: those before a failure are committed, the failing
 one is rolled back and reported, and those after it did not run: they go first into the next batch.
 
+While the server runs a batch, the next one is composed (the client's share of a big fix: ~0.2 s of
+6,000). Only the composing happens ahead: a batch is sent once the replies of the one before are read.
+
 After a lost connection, every sequence of the batch in flight whose COMMIT was not acknowledged (up to
 BATCH_SIZE) is reported as unknown: it may or may not have been committed. The sequences not yet sent are
 skipped. Ctrl+C while a batch runs cancels the statement running, reports what the batch did, skips the
@@ -23,6 +26,7 @@ from __future__ import annotations
 import selectors
 from collections import deque
 from dataclasses import dataclass
+from itertools import islice
 from typing import Callable, Iterable
 
 import psycopg
@@ -128,9 +132,24 @@ def apply_plans(conn: psycopg.Connection, plans: Iterable[FixPlan],
         else:  # nothing to send: setval cannot help (bounds, privileges)
             settle(i, FixResult(plan, FAILED, plan.next_value, plan.next_value, plan.reason))
     stop: _Stop | None = None
+    ahead: _Batch | None = None  # the next batch, composed while the server ran the one before
+
+    def compose_ahead() -> None:
+        nonlocal ahead
+        upcoming = list(islice(todo, BATCH_SIZE))
+        try:
+            ahead = _compose(conn, upcoming, plans, lock_timeout, statement_timeout) if upcoming else None
+        except Exception:  # not while replies are pending: composed again before sending, it raises there
+            ahead = None
+
     while todo and stop is None and callback_error is None:
         batch = [todo.popleft() for _ in range(min(BATCH_SIZE, len(todo)))]
-        outcomes, stop = _apply_batch(conn, [plans[i] for i in batch], lock_timeout, statement_timeout)
+        # Composed ahead for exactly these plans, or (the batch before failed half-way and its
+        # leftovers come first now) composed again.
+        composed = (ahead if ahead is not None and ahead.indexes == batch
+                    else _compose(conn, batch, plans, lock_timeout, statement_timeout))
+        ahead = None
+        outcomes, stop = _apply_batch(conn, composed, compose_ahead)
         for i, result in zip(batch, outcomes):
             settle(i, result)
         # Plans without an outcome come after one that failed. The server skipped them without running
@@ -157,18 +176,41 @@ class _Stop:
 _SEPARATOR = sql.SQL(";\n")
 
 
-def _apply_batch(conn: psycopg.Connection, batch: list[FixPlan], lock_timeout: float,
-                 statement_timeout: float) -> tuple[list[FixResult], _Stop | None]:
-    """Run the transactions of `batch` as one query string. Returns results for a prefix of the batch
-    (the plans after a failed one have none: they did not run; after a stop every plan has one), and
-    None, or why nothing more may be sent."""
+@dataclass(frozen=True)
+class _Batch:
+    """A batch ready to send: its plans (and their indexes in the caller's list), each plan's
+    statements, the lock_timeout they set, and the query string holding them all, or why it could not
+    be composed."""
+    indexes: list[int]
+    plans: list[FixPlan]
+    statements: list[list[sql.Composable]]
+    lock_timeout: float
+    query: bytes | None
+    problem: psycopg.OperationalError | None = None
+
+
+def _compose(conn: psycopg.Connection, indexes: list[int], plans: list[FixPlan], lock_timeout: float,
+             statement_timeout: float) -> _Batch:
+    batch = [plans[i] for i in indexes]
     statements = [transaction_statements(plan, lock_timeout, statement_timeout) for plan in batch]
     try:
         query = _SEPARATOR.join([stmt for stmts in statements for stmt in stmts]).as_bytes(conn)
     except psycopg.OperationalError as exc:  # quoting names needs the connection: it is closed
-        replies, sent, problem = [], False, exc
+        return _Batch(indexes, batch, statements, lock_timeout, None, exc)
+    return _Batch(indexes, batch, statements, lock_timeout, query)
+
+
+def _apply_batch(conn: psycopg.Connection, composed: _Batch,
+                 meanwhile: Callable[[], None] | None = None) -> tuple[list[FixResult], _Stop | None]:
+    """Run the transactions of a batch as one query string; `meanwhile` is called once it is sent,
+    while the server runs it. Returns results for a prefix of the batch (the plans after a failed one
+    have none: they did not run; after a stop every plan has one), and None, or why nothing more may
+    be sent."""
+    batch, statements = composed.plans, composed.statements
+    if composed.query is None:
+        replies, sent, problem = [], False, composed.problem
     else:
-        replies, sent, problem = _exchange(conn, query)
+        replies, sent, problem = _exchange(conn, composed.query, meanwhile)
     interrupted = _Stop(_INTERRUPTED, problem) if isinstance(problem, KeyboardInterrupt) else None
 
     results: list[FixResult] = []
@@ -186,7 +228,7 @@ def _apply_batch(conn: psycopg.Connection, batch: list[FixPlan], lock_timeout: f
             and conn.info.transaction_status == TransactionStatus.INERROR):
         # The usual failure: a statement of `failing` raised an error and its transaction is aborted.
         _rollback(conn)
-        results.append(_failure(conn, failing, _error(error, conn.info.encoding), lock_timeout))
+        results.append(_failure(conn, failing, _error(error, conn.info.encoding), composed.lock_timeout))
         return results, interrupted
     # The connection was lost, or the session is in a state we cannot account for (then we close it, so
     # that nothing more runs on it): every plan of the string without an acknowledged COMMIT may or may
@@ -210,9 +252,11 @@ def _apply_batch(conn: psycopg.Connection, batch: list[FixPlan], lock_timeout: f
     return results, _Stop(_LOST, interrupted.interrupt if interrupted else None)
 
 
-def _exchange(conn: psycopg.Connection, query: bytes) -> tuple[list, bool, BaseException | None]:
-    """Send one query string and read the reply (a PGresult) of every statement the server runs, errors
-    included: (replies, whether the whole string was sent, why the exchange ended early or None).
+def _exchange(conn: psycopg.Connection, query: bytes,
+              meanwhile: Callable[[], None] | None = None) -> tuple[list, bool, BaseException | None]:
+    """Send one query string, call `meanwhile` (if any) once it is sent, and read the reply (a PGresult)
+    of every statement the server runs, errors included: (replies, whether the whole string was sent,
+    why the exchange ended early or None).
     psycopg's execute() cannot do this: on an error it drops the replies before it. On Ctrl+C the
     statement running is cancelled and the rest of the reply read before KeyboardInterrupt is returned
     (a second Ctrl+C, or a failed cancel, closes the connection instead)."""
@@ -225,6 +269,8 @@ def _exchange(conn: psycopg.Connection, query: bytes) -> tuple[list, bool, BaseE
             if _wait(pgconn, write=True) & selectors.EVENT_READ:
                 pgconn.consume_input()
         sent = True
+        if meanwhile is not None:
+            meanwhile()
         _read_replies(pgconn, replies)
         return replies, sent, None
     except psycopg.OperationalError as exc:  # the connection failed

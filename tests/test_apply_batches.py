@@ -39,9 +39,9 @@ def batches(monkeypatch):
     sent: list[list[str]] = []
     real = apply._apply_batch
 
-    def spy(conn, batch, *args):
-        sent.append([p.consumers[0].table for p in batch])
-        return real(conn, batch, *args)
+    def spy(conn, composed, *args):
+        sent.append([p.consumers[0].table for p in composed.plans])
+        return real(conn, composed, *args)
 
     monkeypatch.setattr(apply, "_apply_batch", spy)
     return sent
@@ -98,6 +98,25 @@ def test_locked_table_fails_alone_and_the_plans_after_it_are_sent_in_the_next_ba
     for i, name in enumerate(names):
         if i not in locked:
             assert db.insert_default(name) == HW + 1
+
+
+def test_each_batch_is_composed_while_the_server_runs_the_one_before(db, batches, monkeypatch):
+    """The client's share (quoting every name of 32 transactions) overlaps the server's: each batch
+    after the first is composed while the one before is in flight, and each exactly once."""
+    names = make_tables(db, 8)
+    composed: list[tuple[list[str], bool]] = []  # (tables, was a query in flight meanwhile)
+    real = apply._compose
+
+    def spy(conn, indexes, plans, *args):
+        composed.append(([plans[i].consumers[0].table for i in indexes], conn.pgconn.is_busy() == 1))
+        return real(conn, indexes, plans, *args)
+
+    monkeypatch.setattr(apply, "_compose", spy)
+    with connect(resolve(db.url)) as conn:
+        results = apply_plans(conn, plans_for(conn))
+    assert [r.outcome for r in results] == ["fixed"] * 8
+    assert batches == [names[0:3], names[3:6], names[6:8]]
+    assert composed == [(names[0:3], False), (names[3:6], True), (names[6:8], True)]
 
 
 def test_a_fix_refused_for_another_reason_fails_alone(db, batches):
