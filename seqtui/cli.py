@@ -221,7 +221,7 @@ def _confirm(count: int) -> bool:
 
 
 def cmd_fix(args, target, config) -> int:
-    from .repair import render, transaction_statements
+    from .repair import rendered_statements
 
     with _connection(target) as conn:
         report = _scan(conn, args, target, config)
@@ -240,8 +240,7 @@ def cmd_fix(args, target, config) -> int:
         if args.dry_run:
             for plan in fixable:
                 print()
-                print("\n".join(render(s) + ";" for s in
-                                 transaction_statements(plan, args.lock_timeout, args.statement_timeout)))
+                print("\n".join(rendered_statements(plan, args.lock_timeout, args.statement_timeout)))
             print("\ndry run: nothing changed")
             return EXIT_OK
         if fixable and not args.yes:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from .model import CapacityLevel, Report, Status, Verdict, summary_counts
-from .repair import FixPlan, plans_from_verdicts, render, transaction_statements
+from .repair import FixPlan, plans_from_verdicts, rendered_statements
 
 if TYPE_CHECKING:  # rich is imported lazily, where it is used
     from rich.text import Text
@@ -28,7 +28,7 @@ LEVEL_STYLE = {CapacityLevel.OK: "", CapacityLevel.WARNING: "yellow", CapacityLe
 def fix_sql(plan: FixPlan | None) -> str | None:
     if plan is None or not plan.fixable:
         return None
-    return "\n".join(render(s) + ";" for s in transaction_statements(plan))
+    return "\n".join(rendered_statements(plan))
 
 
 def plans_by_sequence(report: Report) -> dict[int, FixPlan]:

@@ -16,7 +16,7 @@ from seqtui import config as config_mod
 from seqtui.connect import ConnectError, NoTarget, clean_url, find_secrets, resolve, strip_password
 from seqtui.model import (Consumer, HighWater, Observation, Sequence, SequenceState, Status, capacity_used,
                           is_behind, judge, next_value)
-from seqtui.repair import FixPlan, oneliner, render, transaction_statements
+from seqtui.repair import FixPlan, oneliner, render, rendered_statements, transaction_statements
 
 # Identifiers PostgreSQL accepts: any non-NUL characters, at most 63 bytes.
 identifiers = st.text(st.characters(blacklist_characters="\x00", blacklist_categories=("Cs",)),
@@ -90,6 +90,20 @@ def test_oneliner_survives_a_real_shell_for_any_identifier(fake_psql, schema, na
     for stmt in transaction_statements(plan):
         expected += ["-c", render(stmt)]
     assert argv == expected
+
+
+@settings(max_examples=100, deadline=None)
+@given(schema=identifiers, name=identifiers, tables=st.lists(identifiers, min_size=1, max_size=3),
+       descending=st.booleans(), lock_timeout=st.sampled_from([0.2, 1.0, 5.0, 12.5]),
+       statement_timeout=st.sampled_from([0.5, 10.0, 60.0]))
+def test_rendered_statements_are_the_statements_rendered(schema, name, tables, descending, lock_timeout,
+                                                         statement_timeout):
+    """The previews' and scripts' text (shared statements rendered once) is exactly what apply runs."""
+    seq = make_seq(name=name, schema=schema, inc=-1 if descending else 1, lo=-100 if descending else 1)
+    plan = FixPlan(seq, tuple(make_consumer(t, "id", schema) for t in tables), 1, 10)
+    for _ in range(2):  # the second time from the cache
+        assert rendered_statements(plan, lock_timeout, statement_timeout) == [
+            render(s) + ";" for s in transaction_statements(plan, lock_timeout, statement_timeout)]
 
 
 @settings(max_examples=200, deadline=None)

@@ -6,7 +6,7 @@ from rich.text import Text
 
 from ..model import Status, Verdict, usable_range
 from ..output import STATUS_STYLE, fmt_int
-from ..repair import DEFAULT_STATEMENT_TIMEOUT, FixPlan, render, transaction_statements
+from ..repair import DEFAULT_STATEMENT_TIMEOUT, FixPlan, rendered_statements
 from .rates import fmt_duration, fmt_rate, minutes_to_exhaustion
 from .table import capacity_cell, status_cell
 
@@ -90,8 +90,8 @@ def details(v: Verdict | None, siblings: list[Verdict], plan: FixPlan | None, ra
         if plan.fixable:
             out.append(f"next {fmt_int(plan.next_value)} → {fmt_int(plan.new_next_value)} "
                        "(recomputed under lock when it runs)\n")
-            for stmt in transaction_statements(plan, lock_timeout, statement_timeout):
-                out.append("  " + render(stmt) + ";\n", style="cyan")
+            for stmt in rendered_statements(plan, lock_timeout, statement_timeout):
+                out.append("  " + stmt + "\n", style="cyan")
             if seq.cache > 1:
                 out.append(f"CACHE {seq.cache}: recycle connection pools after the fix.\n", style="yellow")
         else:

@@ -12,7 +12,7 @@ from textual.widgets import Button, Static, TextArea
 
 from ..apply import FIXED, UNCHANGED, FixResult
 from ..output import fmt_int
-from ..repair import DEFAULT_STATEMENT_TIMEOUT, FixPlan, render, transaction_statements
+from ..repair import DEFAULT_STATEMENT_TIMEOUT, FixPlan, rendered_statements
 
 
 def preview_text(plans: list[FixPlan], nothing: list[str], lock_timeout: float,
@@ -38,8 +38,8 @@ def preview_text(plans: list[FixPlan], nothing: list[str], lock_timeout: float,
         out.append(fmt_int(plan.new_next_value), style="bold green")
         users = ", ".join(f"{c.schema}.{c.table}.{c.column}" for c in plan.consumers)
         out.append(f"  (high-water {fmt_int(plan.high_water)} in {users})\n", style="dim")
-        for stmt in transaction_statements(plan, lock_timeout, statement_timeout):
-            out.append("  " + render(stmt) + ";\n", style="cyan")
+        for stmt in rendered_statements(plan, lock_timeout, statement_timeout):
+            out.append("  " + stmt + "\n", style="cyan")
         if seq.cache > 1:
             out.append(f"  CACHE {seq.cache}: recycle connection pools afterwards.\n", style="yellow")
     if nothing:
