@@ -6,6 +6,7 @@ server instead (the role needs CREATEDB). Nothing here mocks the database.
 
 from __future__ import annotations
 
+import gc
 import itertools
 import os
 import subprocess
@@ -140,3 +141,11 @@ def run_seqtui(*args: str, url: str | None = None, env: dict | None = None, cwd:
 @pytest.fixture
 def seqtui():
     return run_seqtui
+
+
+@pytest.fixture(autouse=True)
+def collection_given_back():
+    """Every test leaves automatic garbage collection on: a scan or an app that held it off (heap.py)
+    and never gave it back would leave it off for the whole process."""
+    yield
+    assert gc.isenabled(), "automatic garbage collection was left off"

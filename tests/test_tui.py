@@ -111,9 +111,9 @@ async def test_behind_rows_appear_with_status_and_header(db, tmp_path):
         assert "public.orders_id_seq" in details and "setval" in details and "indexed" in details
 
 
-def progress_recording_app(db, tmp_path, seen: dict) -> SeqtuiApp:
+def progress_recording_app(db, tmp_path, seen: dict, **kw) -> SeqtuiApp:
     """An app that records, each time its header shows the first scan's progress (done, total), the
-    rows in the table and the summary line then."""
+    rows in the table and the summary line then. `kw`: more arguments for the app."""
     from seqtui.tui import app as app_module
 
     class Recording(SeqtuiApp):
@@ -124,7 +124,7 @@ def progress_recording_app(db, tmp_path, seen: dict) -> SeqtuiApp:
             if self.measuring is not None:
                 seen[self.measuring] = (self.table.row_count, text_of(self, "summary-line"))
 
-    return Recording(resolve(db.url), Config(), audit_log=str(tmp_path / "audit.jsonl"), interval=3600)
+    return Recording(resolve(db.url), Config(), audit_log=str(tmp_path / "audit.jsonl"), interval=3600, **kw)
 
 
 async def test_first_scan_shows_rows_while_it_measures_the_rest(db, tmp_path, monkeypatch):

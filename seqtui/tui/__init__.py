@@ -11,15 +11,26 @@ def run(*, target, config, args, status_line: Callable[[], str | None] | None = 
     """Open the UI on `target`; returns the process exit code (0 on a normal quit).
 
     Connects once before the app starts, so an unreachable server or a wrong password ends as the
-    CLI's one-line error (ConnectError) instead of an empty screen."""
+    CLI's one-line error (ConnectError) instead of an empty screen. The first scan starts right then,
+    before textual is imported (see first_scan.py)."""
+    from ..catalog import stop_scan
     from ..connect import connect
-    from .app import SeqtuiApp
+    from .first_scan import FirstScan, ui_scope
 
     conn = connect(target)
-    app = SeqtuiApp(target, config, conn=conn, interval=args.interval, read_only=args.read_only,
-                    schemas=args.schema or (), statement_timeout=args.statement_timeout,
-                    status_line=status_line, audit_log=getattr(args, "audit_log", None),
-                    jobs=getattr(args, "jobs", 1))
+    first = FirstScan(conn, ui_scope(target, config, args.schema, args.statement_timeout), target,
+                      jobs=getattr(args, "jobs", 1)).start()
+    try:
+        from .app import SeqtuiApp
+
+        app = SeqtuiApp(target, config, conn=conn, interval=args.interval, read_only=args.read_only,
+                        statement_timeout=args.statement_timeout, status_line=status_line,
+                        audit_log=getattr(args, "audit_log", None), first_scan=first)
+    except BaseException:  # the app never ran: call its scan off
+        stop_scan(first.stop, list(first.scanning_on))
+        first.collections.release()
+        conn.close()
+        raise
     stopped: list[int] = []
 
     def on_signal(signum, frame):

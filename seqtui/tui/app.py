@@ -40,8 +40,8 @@ from ..model import Report, Status, Verdict, adjust_counts, summary_counts
 from ..output import summary_text
 from ..repair import DEFAULT_LOCK_TIMEOUT, FixPlan, describe, oneliner, plans_from_verdicts, script
 from ..refresh import LiveScanner, TickInfo
-from ..scan import Scope
 from .details import details
+from .first_scan import FirstScan, ui_scope
 from .rates import RateTracker
 from .screens import CopyScreen, HelpScreen, PreviewScreen, ResultsScreen
 from .seqtable import FILTER_KEY, SeqTable
@@ -167,18 +167,19 @@ class SeqtuiApp(App[int]):
                  live: bool = True, backoff: tuple[float, float] = BACKOFF,
                  clock: Callable[[], datetime] = datetime.now,
                  display_database: dict | None = None, audit_log: str | None = None,
-                 full_every: float = 30.0, jobs: int = 1) -> None:
+                 full_every: float = 30.0, jobs: int = 1, first_scan: FirstScan | None = None) -> None:
         """`live=False` refreshes only at start and on `r` (snapshots, tests). `clock` gives the
         time shown as "refreshed at"; `display_database` overrides the database facts in the header.
         Both exist so that screenshots and snapshot tests are stable. Automatic refreshes re-measure
         only tables written to since the last one, with a full scan every `full_every` seconds (and on
         `r`, after a repair, and whenever a table or sequence is created or dropped). `jobs`: connections
-        the first scan measures on (--jobs): the one the operator waits for, with an empty screen."""
+        the first scan measures on (--jobs): the one the operator waits for, with an empty screen.
+        `first_scan`: that scan, already started on `conn` (tui.run starts it before importing textual);
+        its scope and jobs are the ones that count."""
         super().__init__()
         self.target = target
-        self.scope = Scope.from_config(config or Config(), schemas=tuple(schemas or ()),
-                                       statement_timeout_ms=int(statement_timeout * 1000),
-                                       default_schemas=target.schemas)
+        self.scope = (first_scan.scanner.scope if first_scan is not None
+                      else ui_scope(target, config, schemas, statement_timeout))
         self.statement_timeout = statement_timeout  # seconds: scans, and each statement of a fix
         self._conn = conn
         self._scanner: LiveScanner | None = None  # one per connection: a reconnect starts afresh
@@ -234,6 +235,12 @@ class SeqtuiApp(App[int]):
         self._collections = CollectionHold()
         self._scan_stop = threading.Event()  # set on exit: the refresh worker's scan is called off
         self._scanning_on: list[psycopg.Connection] = []  # the connections it measures on meanwhile
+        self._first_scan = first_scan
+        if first_scan is not None:
+            self._conn, self._scanner, self.jobs = first_scan.conn, first_scan.scanner, first_scan.jobs
+            self._collections, self._scan_stop = first_scan.collections, first_scan.stop
+            self._scanning_on = first_scan.scanning_on  # the same list: filled and emptied by its thread
+            self._scan_started = first_scan.started
         self.last_refresh: datetime | None = None
         self.last_error: str | None = None
         self.lost: str | None = None  # why the connection is down; the table is stale meanwhile
@@ -300,20 +307,28 @@ class SeqtuiApp(App[int]):
     def _refresh_worker(self, full: bool = False) -> None:
         conn = self._conn
         try:
-            if conn is None or conn.closed or conn.broken:
-                conn = self._conn = connect(self.target, connect_timeout=5)
-            scanner = self._scanner
-            if scanner is None or scanner.conn is not conn:
-                scanner = self._scanner = LiveScanner(conn, self.scope, full_every=self.full_every)
-            helpers = self._open_helpers() if self.report is None else []  # --jobs: the first scan
-            self._scan_started = time.monotonic()
-            self._scanning_on = [conn, *helpers]
-            try:
-                report = scanner.tick(full=full, progress=self._post_progress if self.report is None else None,
-                                      helpers=helpers, stop=self._scan_stop)
-            finally:
-                self._scanning_on = []
-                close_all(helpers)
+            first, self._first_scan = self._first_scan, None
+            if first is not None:  # started before the app was (tui.run): take it over
+                scanner = first.scanner
+                first.adopt(self._post_progress)
+                if first.helper_warning is not None:
+                    self._warn_fewer_helpers(len(first.scanning_on), first.helper_warning)
+                report = first.result()
+            else:
+                if conn is None or conn.closed or conn.broken:
+                    conn = self._conn = connect(self.target, connect_timeout=5)
+                scanner = self._scanner
+                if scanner is None or scanner.conn is not conn:
+                    scanner = self._scanner = LiveScanner(conn, self.scope, full_every=self.full_every)
+                helpers = self._open_helpers() if self.report is None else []  # --jobs: the first scan
+                self._scan_started = time.monotonic()
+                self._scanning_on = [conn, *helpers]
+                try:
+                    report = scanner.tick(full=full, progress=self._post_progress if self.report is None else None,
+                                          helpers=helpers, stop=self._scan_stop)
+                finally:
+                    self._scanning_on = []
+                    close_all(helpers)
         except ConnectError as exc:
             self.post_message(RefreshFailed(str(exc), lost=True))
             return
@@ -343,10 +358,13 @@ class SeqtuiApp(App[int]):
             return []
         helpers, why = open_helpers(self.target, self.jobs)
         if why:
-            self.call_from_thread(self.notify, f"--jobs {self.jobs}: measuring on {len(helpers) + 1} "
-                                  f"connection(s), since another one could not be opened: {_short_error(why)}",
-                                  severity="warning", timeout=8)
+            self._warn_fewer_helpers(len(helpers) + 1, why)
         return helpers
+
+    def _warn_fewer_helpers(self, connections: int, why: str) -> None:
+        self.call_from_thread(self.notify, f"--jobs {self.jobs}: measuring on {connections} connection(s), "
+                              f"since another one could not be opened: {_short_error(why)}",
+                              severity="warning", timeout=8)
 
     def _post_progress(self, rows: Callable[[], Report], done: int, total: int) -> None:
         """The first scan's progress, from the worker thread: the rows so far when they are due (see
