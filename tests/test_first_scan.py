@@ -16,7 +16,7 @@ from seqtui.connect import connect, resolve
 from seqtui.tui.app import SeqtuiApp
 from seqtui.tui.first_scan import FirstScan, ui_scope
 
-from test_tui import SIZE, cell, drifted, progress_recording_app, started, text_of, until
+from test_tui import SIZE, cell, drifted, make_app, progress_recording_app, started, text_of, until
 
 pytestmark = pytest.mark.asyncio
 
@@ -92,7 +92,10 @@ async def test_a_first_scan_that_failed_before_the_app_took_over_shows_as_a_lost
         assert "CONNECTION LOST" in text_of(app, "state-line")
 
 
-async def test_quitting_while_the_adopted_first_scan_waits_on_a_lock_calls_it_off(db, tmp_path):
+@pytest.mark.parametrize("before_the_app", [False, True], ids=["the app's own", "started before the app"])
+async def test_quitting_while_the_first_scan_waits_on_a_lock_calls_the_scan_off(db, tmp_path, before_the_app):
+    """An operator who quits while a table is locked is not kept waiting for the scan's statements
+    (each up to statement_timeout): the one waiting is cancelled and no other is sent."""
     def waiting_on_a_lock() -> int:
         return db.scalar("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'seqtui' "
                          "AND datname = current_database() AND wait_event_type = 'Lock'")
@@ -101,8 +104,11 @@ async def test_quitting_while_the_adopted_first_scan_waits_on_a_lock_calls_it_of
     locker = psycopg.connect(db.url)
     locker.execute("LOCK TABLE public.t2 IN ACCESS EXCLUSIVE MODE")
     try:
-        first = first_scan_of(db.url, timeout=120)
-        app = app_adopting(db.url, first, tmp_path)
+        if before_the_app:
+            first = first_scan_of(db.url, timeout=120)
+            app = app_adopting(db.url, first, tmp_path)
+        else:
+            app = make_app(db.url, tmp_path, statement_timeout=120)
         async with app.run_test(size=SIZE) as pilot:
             await until(pilot, lambda: waiting_on_a_lock() == 1, "the first scan to wait for the lock")
             await pilot.press("q")
@@ -110,8 +116,9 @@ async def test_quitting_while_the_adopted_first_scan_waits_on_a_lock_calls_it_of
         while waiting_on_a_lock() and time.monotonic() < deadline:
             time.sleep(0.01)  # polling the server for the wait to end
         assert waiting_on_a_lock() == 0 and app.report is None
-        first._thread.join(5)
-        assert not first._thread.is_alive()
+        if before_the_app:  # its thread has ended too
+            first._thread.join(5)
+            assert not first._thread.is_alive()
     finally:
         locker.rollback()
         locker.close()

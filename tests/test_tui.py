@@ -227,32 +227,6 @@ async def test_garbage_collection_is_given_back_when_the_first_scan_fails(tmp_pa
         assert app.report is None and gc.isenabled()
 
 
-async def test_quitting_while_the_first_scan_waits_on_a_lock_calls_the_scan_off(db, tmp_path):
-    """An operator who quits while a table is locked is not kept waiting for the scan's statements
-    (each up to statement_timeout): the one waiting is cancelled and no other is sent."""
-    import time
-
-    def waiting_on_a_lock() -> int:
-        return db.scalar("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'seqtui' "
-                         "AND datname = current_database() AND wait_event_type = 'Lock'")
-
-    drifted(db, "t1", "t2")
-    locker = psycopg.connect(db.url)
-    locker.execute("LOCK TABLE public.t2 IN ACCESS EXCLUSIVE MODE")
-    try:
-        app = make_app(db.url, tmp_path, statement_timeout=120)
-        async with app.run_test(size=SIZE) as pilot:
-            await until(pilot, lambda: waiting_on_a_lock() == 1, "the first scan to wait for the lock")
-            await pilot.press("q")
-        deadline = time.monotonic() + 5
-        while waiting_on_a_lock() and time.monotonic() < deadline:
-            time.sleep(0.01)  # polling the server for the wait to end
-        assert waiting_on_a_lock() == 0 and app.report is None
-    finally:
-        locker.rollback()
-        locker.close()
-
-
 async def test_a_first_scan_that_fails_half_way_stops_saying_it_is_measuring(db, tmp_path):
     from seqtui.tui.app import RefreshFailed
 
