@@ -298,12 +298,17 @@ COMMON_DEFAULTS = {"dsn": None, "config": None, "schema": [], "statement_timeout
                    "interval": 2.0, "read_only": False, "audit_log": None}
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command line, with the options every command reads filled in where its parser has none."""
+    args = build_parser().parse_args(argv)
     for key, value in COMMON_DEFAULTS.items():
         if not hasattr(args, key):
             setattr(args, key, value)
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
     command = args.command or "tui"
     target = None
     try:

@@ -122,3 +122,28 @@ async def test_quitting_while_the_first_scan_waits_on_a_lock_calls_the_scan_off(
     finally:
         locker.rollback()
         locker.close()
+
+
+async def test_run_starts_the_first_scan_with_the_commands_scope_and_the_app_takes_it(db, monkeypatch):
+    """tui.run(), as `seqtui --schema public` calls it: the scan it starts before importing textual
+    measures what the command line asked for, and the app it builds takes that very scan over."""
+    from seqtui import cli
+    from seqtui.tui import app as app_module, run
+
+    drifted(db, "t1")
+    db.execute("CREATE SCHEMA other; CREATE TABLE other.t2 (id serial PRIMARY KEY); "
+               "INSERT INTO other.t2 (id) VALUES (5)")
+    seen = {}
+
+    def headless_run(self):  # the app's run() without a terminal: take the scan over, then quit
+        seen["first_scan"] = self._first_scan
+        seen["report"] = self._first_scan.result()
+        self._collections.release()  # no table is painted here to settle
+        return 0
+
+    monkeypatch.setattr(app_module.SeqtuiApp, "run", headless_run)
+    args = cli.parse_args(["--schema", "public"])
+    assert run(target=resolve(db.url), config=Config(), args=args) == 0
+    assert seen["first_scan"].scanner.scope.schemas == ("public",)
+    assert [(v.label, v.status.value) for v in seen["report"].verdicts] == [("public.t1.id", "behind")]
+    assert seen["first_scan"].conn.closed  # run() closed it when the app was done
