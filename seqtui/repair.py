@@ -138,11 +138,11 @@ def render(stmt: sql.Composable) -> str:
 
 
 @lru_cache(maxsize=16)
-def _rendered_shared(lock_timeout: float, statement_timeout: float) -> tuple[list[str], str]:
+def _rendered_shared(lock_timeout: float, statement_timeout: float) -> tuple[tuple[str, ...], str]:
     """The rendered statements every plan's transaction opens and ends with (BEGIN, the two SET LOCAL;
     COMMIT): rendered once, not once per sequence (a third of a 6,000-fix script's rendering)."""
     opening = [_BEGIN, lock_timeout_statement(lock_timeout), statement_timeout_statement(statement_timeout)]
-    return [render(s) + ";" for s in opening], render(_COMMIT) + ";"
+    return tuple(render(s) + ";" for s in opening), render(_COMMIT) + ";"
 
 
 def rendered_statements(plan: FixPlan, lock_timeout: float = DEFAULT_LOCK_TIMEOUT,

@@ -147,3 +147,29 @@ async def test_run_starts_the_first_scan_with_the_commands_scope_and_the_app_tak
     assert seen["first_scan"].scanner.scope.schemas == ("public",)
     assert [(v.label, v.status.value) for v in seen["report"].verdicts] == [("public.t1.id", "behind")]
     assert seen["first_scan"].conn.closed  # run() closed it when the app was done
+
+
+async def test_fewer_connections_than_jobs_asked_for_are_a_warning_with_the_number_used(db, tmp_path):
+    """--jobs 4 for a role allowed two connections: the scan started before the app measures on two,
+    and the app says so once it has taken the scan over (by then the scan may have ended)."""
+    from psycopg.conninfo import make_conninfo
+
+    drifted(db, "t1", "t2")
+    role = f"{db.name}_two"
+    db.execute(f"DROP ROLE IF EXISTS {role}; CREATE ROLE {role} LOGIN PASSWORD 'x' CONNECTION LIMIT 2; "
+               f"GRANT SELECT ON ALL TABLES IN SCHEMA public TO {role}; "
+               f"GRANT SELECT ON ALL SEQUENCES IN SCHEMA public TO {role}")
+    url = make_conninfo(db.url, user=role, password="x")
+    try:
+        first = first_scan_of(url, jobs=4)
+        first._thread.join()  # ended before the app takes it over: its helper is closed again
+        app = app_adopting(url, first, tmp_path)
+        async with app.run_test(size=SIZE) as pilot:
+            await started(pilot, app)
+            await until(pilot, lambda: app._notifications, "the warning")
+            [note] = [str(n.message) for n in app._notifications]
+            assert note.startswith("--jobs 4: measuring on 2 connection(s), since another one could not be "
+                                   "opened") and "too many connections" in note
+            assert app.table.row_count == 2
+    finally:
+        db.execute(f"DROP OWNED BY {role}; DROP ROLE {role}")

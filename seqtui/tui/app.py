@@ -312,7 +312,7 @@ class SeqtuiApp(App[int]):
                 scanner = first.scanner
                 first.adopt(self._post_progress)
                 if first.helper_warning is not None:
-                    self._warn_fewer_helpers(len(first.scanning_on), first.helper_warning)
+                    self._warn_fewer_helpers(first.connections, first.helper_warning)
                 report = first.result()
             else:
                 if conn is None or conn.closed or conn.broken:

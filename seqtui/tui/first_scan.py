@@ -46,6 +46,7 @@ class FirstScan:
         self.scanning_on: list[psycopg.Connection] = []
         # held from start() until the app has settled the first table, or until the scan fails (heap.py)
         self.collections = CollectionHold()
+        self.connections = 1  # it measures on: its own and the helpers opened for --jobs
         self.helper_warning: str | None = None  # why fewer connections than --jobs were opened
         self.started = 0.0  # time.monotonic() at start()
         self._lock = threading.Lock()
@@ -66,6 +67,7 @@ class FirstScan:
         try:
             if self.jobs > 1:
                 helpers, self.helper_warning = open_helpers(self.target, self.jobs)
+                self.connections = 1 + len(helpers)
             self.scanning_on[:] = [self.conn, *helpers]
             self._report = self.scanner.tick(progress=self._progress, helpers=helpers, stop=self.stop)
         except BaseException as exc:  # handed to whoever waits in result()
