@@ -107,7 +107,9 @@ def shell_first_table(url: str, jobs: int, timeout: float = 120.0) -> dict:
     from exec until the first rows, and until the full table, are on screen. The full table is the
     frame whose header says "refreshed HH:MM:SS" (the first full refresh); rows show as "public".
     Includes the interpreter's start, every import, the terminal driver and the painting."""
-    env = dict(os.environ, DATABASE_URL=url, TERM="xterm-256color", COLUMNS=str(SIZE[0]), LINES=str(SIZE[1]))
+    env = dict(os.environ, DATABASE_URL=url, TERM="xterm-256color", COLUMNS=str(SIZE[0]), LINES=str(SIZE[1]),
+               # this checkout's seqtui, whatever else is installed
+               PYTHONPATH=os.pathsep.join([str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]))
     with tempfile.TemporaryDirectory() as scratch:  # no ./sequences.json or ./.env of the caller
         t0 = time.perf_counter()
         pid, fd = pty.fork()
