@@ -77,20 +77,21 @@ class FirstScan:
             self.scanning_on.clear()
             close_all(helpers)
 
+    # Progress is handed on under the lock, so the replayed report and the scan's next one reach the app
+    # in the order they were made, never an older one after a newer one.
     def _progress(self, rows: Callable[[], Report], done: int, total: int) -> None:
         with self._lock:
-            sink = self._sink
-            if sink is None:
+            if self._sink is None:
                 self._latest = (rows, done, total)
-                return
-        sink(rows, done, total)
+            else:
+                self._sink(rows, done, total)
 
     def adopt(self, progress: Progress) -> None:
         """From now on progress goes to `progress`, starting with the latest reported before."""
         with self._lock:
             self._sink, latest, self._latest = progress, self._latest, None
-        if latest is not None:
-            progress(*latest)
+            if latest is not None:
+                progress(*latest)
 
     def result(self) -> Report:
         self._thread.join()
