@@ -23,9 +23,10 @@ then measures:
   db per tick   LiveScanner.last_tick.seconds: a full scan, an idle tick, a 1%-changed tick; the ticks
                 as a ratio to the full scan measured in the same run
 
-Issue 5's targets (N=10,000, 2 cores): first table < 2 s (from the shell), UI per tick < 50 ms, RSS < 200 MB, idle tick
-< 5% of a full scan. Prints medians and writes JSON (default bench/results/tui.json). Machines here are
-shared and noisy: read the ratios and orders of magnitude, not the last digit.
+Issue 5's targets (N=10,000, 2 cores): first table < 2 s (from the shell), UI per tick < 50 ms,
+RSS < 200 MB, idle tick < 5% of a full scan. Prints medians and writes JSON (default
+bench/results/tui.json). Machines here are shared and noisy: read the ratios and orders of magnitude,
+not the last digit.
 """
 
 from __future__ import annotations
