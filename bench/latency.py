@@ -4,7 +4,8 @@
     ... connect to 127.0.0.1:proxy.port ...
     proxy.stop()
 
-Bytes keep their order and are each held back `one_way_seconds` in each direction; nothing else (no
+`host` may be a Unix-socket directory (as libpq takes it): the proxy then reaches the server through
+its socket there, `.s.PGSQL.<port>`. Bytes keep their order and are each held back `one_way_seconds` in each direction; nothing else (no
 bandwidth limit, no loss). It runs its own asyncio loop in a thread of the benchmark's process.
 """
 
@@ -44,7 +45,11 @@ class DelayProxy:
 
     async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
-            up_reader, up_writer = await asyncio.open_connection(self.host, self.upstream_port)
+            if self.host.startswith("/"):
+                up_reader, up_writer = await asyncio.open_unix_connection(
+                    f"{self.host}/.s.PGSQL.{self.upstream_port}")
+            else:
+                up_reader, up_writer = await asyncio.open_connection(self.host, self.upstream_port)
         except OSError:
             writer.close()
             return

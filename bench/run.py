@@ -36,7 +36,7 @@ from pathlib import Path
 
 import psycopg
 from psycopg import sql
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from psycopg.conninfo import make_conninfo
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -199,16 +199,14 @@ def run_size(admin_url: str, n: int, repeat: int, psql: str, workdir: Path, late
     t0 = time.perf_counter()
     url = build(admin_url, dbname, n)
     build_s = time.perf_counter() - t0
-    proxy = None
-    if latency_ms:  # every contender connects through it; building and resetting do not
-        params = conninfo_to_dict(url)
-        if not params.get("host") or params["host"].startswith("/"):
-            raise SystemExit("--latency-ms needs a TCP server (host and port), not a Unix socket")
-        proxy = DelayProxy(params["host"], int(params.get("port") or 5432), latency_ms / 2000).start()
-    measured_url = url if proxy is None else make_conninfo(url, host="127.0.0.1", port=str(proxy.port))
     with psycopg.connect(url, autocommit=True) as conn:
         check_script, fix_script = per_table_scripts(conn)
         consumers = len(conn.execute(CONSUMERS_SQL).fetchall())
+        host, port = conn.info.host, conn.info.port  # a TCP host, or a Unix-socket directory
+    proxy = None
+    if latency_ms:  # every contender connects through it; building and resetting do not
+        proxy = DelayProxy(host, port, latency_ms / 2000).start()
+    measured_url = url if proxy is None else make_conninfo(url, host="127.0.0.1", port=str(proxy.port))
     (workdir / f"check_{n}.sql").write_text(check_script)
     (workdir / f"fix_{n}.sql").write_text(fix_script)
 

@@ -4,11 +4,12 @@ Exactly the statements repair.transaction_statements() renders are executed, so 
 previewed is what runs. A failure (lock not granted in time, privilege, bounds) rolls back that sequence
 only and the others go on. Nothing is ever retried.
 
-The transactions go in batches of up to BATCH_SIZE sequences: one query string per batch holding their
-transactions one after another, as `seqtui sql` prints them, so one round trip per batch instead of one
-per sequence. The server runs the statements of a string in order, each COMMIT commits its own
-transaction, and at the first error it skips the rest of the string (PostgreSQL protocol docs, "Multiple
-Statements in a Simple Query"). The result of every statement is read (libpq's asynchronous API, errors
+The transactions go in batches: one query string per batch holding their transactions one after
+another, as `seqtui sql` prints them, so one round trip per batch instead of one per sequence. A batch
+holds BATCH_SIZE sequences, or more (up to MAX_BATCH_SIZE) when the server is far enough away that the
+round trip would be a large share of a batch's time (batch_size()). The server runs the statements of a
+string in order, each COMMIT commits its own transaction, and at the first error it skips the rest of the
+string (PostgreSQL protocol docs, "Multiple Statements in a Simple Query"). The result of every statement is read (libpq's asynchronous API, errors
 included), so each outcome belongs to its own sequence: those before a failure are committed, the failing
 one is rolled back and reported, and those after it did not run: they go first into the next batch.
 
@@ -16,14 +17,16 @@ While the server runs a batch, the next one is composed (the client's share of a
 6,000). Only the composing happens ahead: a batch is sent once the replies of the one before are read.
 
 After a lost connection, every sequence of the batch in flight whose COMMIT was not acknowledged (up to
-BATCH_SIZE) is reported as unknown: it may or may not have been committed. The sequences not yet sent are
+a batch) is reported as unknown: it may or may not have been committed. The sequences not yet sent are
 skipped. Ctrl+C while a batch runs cancels the statement running, reports what the batch did, skips the
 rest and raises KeyboardInterrupt.
 """
 
 from __future__ import annotations
 
+import math
 import selectors
+import time
 from collections import deque
 from dataclasses import dataclass
 from itertools import islice
@@ -44,6 +47,11 @@ FIXED, UNCHANGED, FAILED, SKIPPED, UNKNOWN = "fixed", "unchanged", "failed", "sk
 # batch: the gain is flat from about 16. 32 keeps a remote server's round trips few (188 for 6,000 fixes)
 # and bounds what a lost connection leaves unknown to 32 sequences.
 BATCH_SIZE = 32
+# Over a network the round trips add up: at 10 ms of round trip, 6,000 fixes took 3.8 s in batches of 32,
+# 2.3 s of 128 and 2.1 s of 256 (1.9 s next to the server). So batches grow until a round trip is at most
+# ROUND_TRIP_SHARE of a batch's time, up to MAX_BATCH_SIZE: what a lost connection can leave unknown.
+MAX_BATCH_SIZE = 256
+ROUND_TRIP_SHARE = 0.1
 
 _LOST, _INTERRUPTED = "the connection was lost", "interrupted"
 
@@ -87,6 +95,47 @@ def _lock_holders(conn: psycopg.Connection, tables) -> str:
                                     for rel, pid, mode, app, user in rows)
 
 
+def batch_size(round_trip: float | None, per_plan: float | None) -> int:
+    """How many sequences a batch holds, given the connection's round trip and the server's time per
+    sequence (seconds; None: not known): BATCH_SIZE, or enough for the round trip to be at most
+    ROUND_TRIP_SHARE of the batch's time, up to MAX_BATCH_SIZE."""
+    if not round_trip or not per_plan:
+        return BATCH_SIZE
+    # round(): 9 round trips' worth of 1 ms plans is 90 plans, not 91 for a float's last digit
+    wanted = math.ceil(round(round_trip * (1 - ROUND_TRIP_SHARE) / ROUND_TRIP_SHARE / per_plan, 6))
+    return max(BATCH_SIZE, min(MAX_BATCH_SIZE, wanted))
+
+
+class _Pace:
+    """The round trip, measured once with an empty query, and the server's time per sequence, from the
+    batches so far (a batch's time less one round trip): what batch_size() needs."""
+
+    def __init__(self, conn: psycopg.Connection) -> None:
+        self.round_trip = _round_trip(conn)
+        self.busy, self.plans = 0.0, 0
+
+    def add(self, seconds: float, plans: int) -> None:
+        if self.round_trip is not None and plans:
+            self.busy += max(seconds - self.round_trip, 0.0)
+            self.plans += plans
+
+    def batch_size(self) -> int:
+        return batch_size(self.round_trip, self.busy / self.plans if self.plans and self.busy else None)
+
+
+def _round_trip(conn: psycopg.Connection) -> float | None:
+    """Seconds for an empty query to come back (the server does no work for it), or None if the
+    connection failed: then the first batch finds it closed and reports what was not sent. Ctrl+C
+    meanwhile is raised before anything was sent."""
+    start = time.perf_counter()
+    replies, _sent, problem = _exchange(conn, b"")
+    if isinstance(problem, KeyboardInterrupt):
+        raise problem
+    if problem is not None or not replies:
+        return None
+    return time.perf_counter() - start
+
+
 def apply_plan(conn: psycopg.Connection, plan: FixPlan, lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
                statement_timeout: float = DEFAULT_STATEMENT_TIMEOUT) -> FixResult:
     """Fix one sequence: apply_plans() with a single plan."""
@@ -97,7 +146,7 @@ def apply_plans(conn: psycopg.Connection, plans: Iterable[FixPlan],
                 lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
                 on_result: Callable[[FixResult], None] | None = None,
                 statement_timeout: float = DEFAULT_STATEMENT_TIMEOUT) -> list[FixResult]:
-    """Apply the plans in order, BATCH_SIZE transactions per round trip. Returns one result per plan, in
+    """Apply the plans in order, a batch of transactions per round trip. Returns one result per plan, in
     plan order, and calls on_result once per plan in that order as outcomes become known (a batch at a
     time). `conn` must be in autocommit mode: the BEGIN/COMMIT are the plans' own.
 
@@ -133,23 +182,32 @@ def apply_plans(conn: psycopg.Connection, plans: Iterable[FixPlan],
             settle(i, FixResult(plan, FAILED, plan.next_value, plan.next_value, plan.reason))
     stop: _Stop | None = None
     ahead: _Batch | None = None  # the next batch, composed while the server ran the one before
+    # Only worth a round trip when there is more than one batch of the least size to send.
+    pace = _Pace(conn) if len(todo) > BATCH_SIZE else None
 
     def compose_ahead() -> None:
         nonlocal ahead
-        upcoming = list(islice(todo, BATCH_SIZE))
+        upcoming = list(islice(todo, pace.batch_size() if pace else BATCH_SIZE))
         try:
             ahead = _compose(conn, upcoming, plans, lock_timeout, statement_timeout) if upcoming else None
         except Exception:  # not while replies are pending: composed again before sending, it raises there
             ahead = None
 
     while todo and stop is None and callback_error is None:
-        batch = [todo.popleft() for _ in range(min(BATCH_SIZE, len(todo)))]
-        # Composed ahead for exactly these plans, or (the batch before failed half-way and its
-        # leftovers come first now) composed again.
-        composed = (ahead if ahead is not None and ahead.indexes == batch
-                    else _compose(conn, batch, plans, lock_timeout, statement_timeout))
+        # The batch composed ahead, unless the one before failed half-way and its leftovers come first
+        # now: then a batch is composed again, of the size the pace says.
+        if ahead is not None and list(islice(todo, len(ahead.indexes))) == ahead.indexes:
+            batch, composed = [todo.popleft() for _ in ahead.indexes], ahead
+        else:
+            size = pace.batch_size() if pace else BATCH_SIZE
+            batch = [todo.popleft() for _ in range(min(size, len(todo)))]
+            composed = _compose(conn, batch, plans, lock_timeout, statement_timeout)
         ahead = None
+        started = time.perf_counter()
         outcomes, stop = _apply_batch(conn, composed, compose_ahead)
+        if pace is not None and len(outcomes) == len(batch) and all(r.ok for r in outcomes):
+            # a batch with a failure may have waited for a lock: not a measure of the server's pace
+            pace.add(time.perf_counter() - started, len(outcomes))
         for i, result in zip(batch, outcomes):
             settle(i, result)
         # Plans without an outcome come after one that failed. The server skipped them without running

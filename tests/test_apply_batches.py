@@ -5,7 +5,9 @@ PostgreSQL; the batch size is made small so that a few tables span several batch
 from __future__ import annotations
 
 import signal
+import sys
 import threading
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -17,6 +19,9 @@ from seqtui.connect import connect, resolve
 from seqtui.repair import plans_from_verdicts
 from seqtui.scan import scan
 from test_safety import wait_for
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
+from latency import DelayProxy  # noqa: E402  (bench/: the benchmark's proxy that adds round-trip time)
 
 HW = 20  # every table holds ids 1..HW inserted explicitly: its sequence is behind, next value 1
 
@@ -324,3 +329,54 @@ def test_a_connection_known_closed_sends_nothing_and_fix_exits_3(db, tmp_path, m
     err = capsys.readouterr().err
     assert code == 3 and "connection lost: 2 sequence(s) not attempted" in err
     assert next_values(db, names) == [1, 1]
+
+
+@pytest.mark.parametrize("round_trip, per_plan, size", [
+    (None, None, apply.BATCH_SIZE),       # nothing measured yet
+    (0.010, None, apply.BATCH_SIZE),      # no batch measured yet
+    (0.0001, 0.0003, apply.BATCH_SIZE),   # next door: the round trip is already a small share
+    (0.010, 0.001, 90),                   # 90 ms of work per 10 ms round trip: the round trip is a tenth
+    (0.010, 0.0003, apply.MAX_BATCH_SIZE),  # would be 300: capped, a lost connection leaves at most that unknown
+])
+def test_batch_size_grows_with_the_round_trip(round_trip, per_plan, size):
+    assert apply.batch_size(round_trip, per_plan) == size
+
+
+def test_over_a_slow_link_batches_grow_and_every_fix_holds(db, monkeypatch):
+    """20 ms of round trip (a real TCP proxy holding every byte back): the first batches measure the
+    pace, the next ones are bigger, so there are fewer round trips; every sequence is fixed exactly
+    once and the next INSERT through the default works."""
+    names = make_tables(db, 120)
+    sizes: list[int] = []
+    real = apply._apply_batch
+
+    def spy(conn, composed, *args):
+        sizes.append(len(composed.plans))
+        return real(conn, composed, *args)
+
+    monkeypatch.setattr(apply, "_apply_batch", spy)
+    with psycopg.connect(db.url) as probe:
+        host, port = probe.info.host, probe.info.port
+    proxy = DelayProxy(host, port, one_way_seconds=0.010).start()
+    try:
+        with connect(resolve(make_conninfo(db.url, host="127.0.0.1", port=str(proxy.port)))) as conn:
+            results = apply_plans(conn, plans_for(conn))
+    finally:
+        proxy.stop()
+    assert [r.outcome for r in results] == ["fixed"] * 120
+    # two batches of the least size (the second composed before the first was timed), then bigger ones
+    assert sizes[:2] == [apply.BATCH_SIZE] * 2 and len(sizes) == 3 and sum(sizes) == 120, sizes
+    assert next_values(db, names) == [HW + 1] * 120
+    assert db.insert_default(names[-1]) == HW + 1
+
+
+def test_a_connection_lost_before_the_first_batch_sends_nothing(db):
+    """The round trip is measured before the first batch: if the connection died meanwhile, nothing is
+    sent, so nothing is unknown: every plan is skipped."""
+    names = make_tables(db, apply.BATCH_SIZE + 1)
+    with connect(resolve(db.url)) as conn:
+        plans = plans_for(conn)
+        db.execute("SELECT pg_terminate_backend(%s)", (conn.info.backend_pid,))
+        results = apply_plans(conn, plans)
+    assert {r.outcome for r in results} == {"skipped"}
+    assert next_values(db, names) == [1] * len(names)
