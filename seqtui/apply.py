@@ -9,9 +9,10 @@ another, as `seqtui sql` prints them, so one round trip per batch instead of one
 holds BATCH_SIZE sequences, or more (up to MAX_BATCH_SIZE) when the server is far enough away that the
 round trip would be a large share of a batch's time (batch_size()). The server runs the statements of a
 string in order, each COMMIT commits its own transaction, and at the first error it skips the rest of the
-string (PostgreSQL protocol docs, "Multiple Statements in a Simple Query"). The result of every statement is read (libpq's asynchronous API, errors
-included), so each outcome belongs to its own sequence: those before a failure are committed, the failing
-one is rolled back and reported, and those after it did not run: they go first into the next batch.
+string (PostgreSQL protocol docs, "Multiple Statements in a Simple Query"). The result of every
+statement is read (libpq's asynchronous API, errors included), so each outcome belongs to its own
+sequence: those before a failure are committed, the failing one is rolled back and reported, and those
+after it did not run: they go first into the next batch.
 
 While the server runs a batch, the next one is composed (the client's share of a big fix: ~0.2 s of
 6,000). Only the composing happens ahead: a batch is sent once the replies of the one before are read.
