@@ -17,21 +17,27 @@ after it did not run: they go first into the next batch.
 While the server runs a batch, the next one is composed (the client's share of a big fix: ~0.2 s of
 6,000). Only the composing happens ahead: a batch is sent once the replies of the one before are read.
 
-After a lost connection, every sequence of the batch in flight whose COMMIT was not acknowledged (up to
+After a lost connection, every sequence of its batch in flight whose COMMIT was not acknowledged (up to
 a batch) is reported as unknown: it may or may not have been committed. The sequences not yet sent are
-skipped. Ctrl+C while a batch runs cancels the statement running, reports what the batch did, skips the
-rest and raises KeyboardInterrupt.
+skipped, on every connection. Ctrl+C while a batch runs cancels the statement running (on every
+connection), reports what the batches did, skips the rest and raises KeyboardInterrupt.
+
+With helper connections (--jobs), each runs the same loop on a thread of its own, taking the next batch
+from the queue shared with the others when it is free (_Run). Every plan is still one transaction that
+locks its tables in the fixed order, so two connections' transactions can wait for each other, never
+deadlock.
 """
 
 from __future__ import annotations
 
 import math
 import selectors
+import threading
 import time
 from collections import deque
 from dataclasses import dataclass
 from itertools import islice
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Sequence
 
 import psycopg
 from psycopg import errors, sql
@@ -108,11 +114,11 @@ def batch_size(round_trip: float | None, per_plan: float | None) -> int:
 
 
 class _Pace:
-    """The round trip, measured once with an empty query, and the server's time per sequence, from the
-    batches so far (a batch's time less one round trip): what batch_size() needs."""
+    """The round trip (measured once with an empty query, _round_trip()), and the server's time per
+    sequence, from the batches so far (a batch's time less one round trip): what batch_size() needs."""
 
-    def __init__(self, conn: psycopg.Connection) -> None:
-        self.round_trip = _round_trip(conn)
+    def __init__(self, round_trip: float | None) -> None:
+        self.round_trip = round_trip
         self.busy, self.plans = 0.0, 0
 
     def add(self, seconds: float, plans: int) -> None:
@@ -146,83 +152,181 @@ def apply_plan(conn: psycopg.Connection, plan: FixPlan, lock_timeout: float = DE
 def apply_plans(conn: psycopg.Connection, plans: Iterable[FixPlan],
                 lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
                 on_result: Callable[[FixResult], None] | None = None,
-                statement_timeout: float = DEFAULT_STATEMENT_TIMEOUT) -> list[FixResult]:
+                statement_timeout: float = DEFAULT_STATEMENT_TIMEOUT,
+                helpers: Sequence[psycopg.Connection] = ()) -> list[FixResult]:
     """Apply the plans in order, a batch of transactions per round trip. Returns one result per plan, in
     plan order, and calls on_result once per plan in that order as outcomes become known (a batch at a
     time). `conn` must be in autocommit mode: the BEGIN/COMMIT are the plans' own.
 
-    After a lost connection or Ctrl+C nothing more is sent, and what was not sent is reported skipped
-    (after Ctrl+C, KeyboardInterrupt is raised once everything known was reported). If on_result raises,
-    nothing more is sent either: the outcomes already known are still passed to it, then its first
-    exception is raised."""
-    if not conn.autocommit:
-        raise ValueError("apply_plans needs a connection in autocommit mode: each plan runs its own "
-                         "BEGIN ... COMMIT")
-    plans = list(plans)
-    results: list[FixResult | None] = [None] * len(plans)
-    reported = 0
-    callback_error: Exception | None = None
+    `helpers` (--jobs): more connections in autocommit mode. Each runs batches on a thread of its own,
+    taking the next plans when it is free, so the server works on several at once; outcomes are still
+    reported in plan order, and on_result is called under a lock, one call at a time.
 
-    def settle(i: int, result: FixResult) -> None:
-        nonlocal reported, callback_error
-        results[i] = result
-        while reported < len(plans) and results[reported] is not None:
-            known = results[reported]
-            reported += 1
-            if on_result is not None:
+    After a lost connection or Ctrl+C nothing more is sent on any connection, and what was not sent is
+    reported skipped (after Ctrl+C, the statements running are cancelled and KeyboardInterrupt is raised
+    once everything known was reported). If on_result raises, nothing more is sent either: the outcomes
+    already known are still passed to it, then its first exception is raised."""
+    for c in (conn, *helpers):
+        if not c.autocommit:
+            raise ValueError("apply_plans needs connections in autocommit mode: each plan runs its own "
+                             "BEGIN ... COMMIT")
+    run = _Run(list(plans), on_result, lock_timeout, statement_timeout)
+    threads = [threading.Thread(target=run.stream_on_thread, args=(helper,), name="seqtui-fix", daemon=True)
+               for helper in helpers]
+    for thread in threads:
+        thread.start()
+    try:
+        run.stream(conn)
+    except KeyboardInterrupt as exc:  # outside a batch's exchange (there it is handled)
+        run.halt(_Stop(_INTERRUPTED, exc))
+    except Exception as exc:  # the helpers stop after their batch in flight; raised by finish()
+        run.fail(exc)
+    cancelled = False
+    for thread in threads:
+        while thread.is_alive():
+            if not cancelled and run.interrupted():
+                # The helpers' batches in flight are cancelled (and reported as what they did). One sent
+                # just as the cancel went out may run on: a second Ctrl+C cancels again.
+                for helper in helpers:
+                    _cancel(helper)
+                cancelled = True
+            try:
+                thread.join()
+            except KeyboardInterrupt as exc:
+                run.halt(_Stop(_INTERRUPTED, exc))
+                cancelled = False
+    return run.finish()
+
+
+class _Run:
+    """The plans of one apply_plans() call, the queue of those not yet sent, and what is known: shared by
+    the connections' streams, under `lock`."""
+
+    def __init__(self, plans: list[FixPlan], on_result: Callable[[FixResult], None] | None,
+                 lock_timeout: float, statement_timeout: float) -> None:
+        self.plans, self.on_result = plans, on_result
+        self.lock_timeout, self.statement_timeout = lock_timeout, statement_timeout
+        self.lock = threading.Lock()
+        self.results: list[FixResult | None] = [None] * len(plans)
+        self.reported = 0
+        self.callback_error: Exception | None = None
+        self.error: BaseException | None = None  # a stream's thread failed unexpectedly
+        self.stop: _Stop | None = None
+        self.todo: deque[int] = deque()
+        with self.lock:
+            for i, plan in enumerate(plans):
+                if plan.fixable:
+                    self.todo.append(i)
+                else:  # nothing to send: setval cannot help (bounds, privileges)
+                    self._settle(i, FixResult(plan, FAILED, plan.next_value, plan.next_value, plan.reason))
+
+    def _settle(self, i: int, result: FixResult) -> None:
+        """Record an outcome and report every one now known in plan order (with the lock held)."""
+        self.results[i] = result
+        while self.reported < len(self.plans) and self.results[self.reported] is not None:
+            known = self.results[self.reported]
+            self.reported += 1
+            if self.on_result is not None:
                 try:
-                    on_result(known)
+                    self.on_result(known)
                 except Exception as exc:
-                    callback_error = callback_error or exc
+                    self.callback_error = self.callback_error or exc
 
-    todo: deque[int] = deque()
-    for i, plan in enumerate(plans):
-        if plan.fixable:
-            todo.append(i)
-        else:  # nothing to send: setval cannot help (bounds, privileges)
-            settle(i, FixResult(plan, FAILED, plan.next_value, plan.next_value, plan.reason))
-    stop: _Stop | None = None
-    ahead: _Batch | None = None  # the next batch, composed while the server ran the one before
-    # Only worth a round trip when there is more than one batch of the least size to send.
-    pace = _Pace(conn) if len(todo) > BATCH_SIZE else None
+    def halt(self, stop: _Stop) -> None:
+        with self.lock:
+            self.stop = self.stop or stop
 
-    def compose_ahead() -> None:
-        nonlocal ahead
-        upcoming = list(islice(todo, pace.batch_size() if pace else BATCH_SIZE))
-        try:
-            ahead = _compose(conn, upcoming, plans, lock_timeout, statement_timeout) if upcoming else None
-        except Exception:  # not while replies are pending: composed again before sending, it raises there
+    def interrupted(self) -> bool:
+        with self.lock:
+            return self.stop is not None and self.stop.interrupt is not None
+
+    def _going(self) -> bool:
+        return bool(self.todo) and self.stop is None and self.callback_error is None and self.error is None
+
+    def stream(self, conn: psycopg.Connection, helper: bool = False) -> None:
+        """Send batches on `conn` until nothing is left to send or something stops the run. A helper that
+        does not answer an empty query first (it died while idle, say while the operator read the plan)
+        takes no batch: the others do its share."""
+        plans, lock_timeout, statement_timeout = self.plans, self.lock_timeout, self.statement_timeout
+        # Measuring the round trip is only worth it when there is more than one batch of the least size.
+        round_trip = _round_trip(conn) if helper or len(self.todo) > BATCH_SIZE else None
+        if helper and round_trip is None:
+            return
+        pace = _Pace(round_trip) if round_trip is not None else None
+        ahead: _Batch | None = None  # the next batch, composed while the server ran the one before
+
+        def compose_ahead() -> None:
+            nonlocal ahead
+            with self.lock:
+                upcoming = list(islice(self.todo, pace.batch_size() if pace else BATCH_SIZE))
+            try:
+                ahead = _compose(conn, upcoming, plans, lock_timeout, statement_timeout) if upcoming else None
+            except Exception:  # not while replies are pending: composed again before sending, it raises there
+                ahead = None
+
+        while True:
+            with self.lock:
+                if not self._going():
+                    return
+                todo = self.todo
+                # The batch composed ahead, unless the one before failed half-way and its leftovers come
+                # first now, or another connection took some of its plans: then a batch is composed
+                # again, of the size the pace says.
+                if ahead is not None and list(islice(todo, len(ahead.indexes))) == ahead.indexes:
+                    batch, composed = [todo.popleft() for _ in ahead.indexes], ahead
+                else:
+                    size = pace.batch_size() if pace else BATCH_SIZE
+                    batch, composed = [todo.popleft() for _ in range(min(size, len(todo)))], None
+            if composed is None:
+                composed = _compose(conn, batch, plans, lock_timeout, statement_timeout)
             ahead = None
+            started = time.perf_counter()
+            outcomes, stop = _apply_batch(conn, composed, compose_ahead)
+            if pace is not None and len(outcomes) == len(batch) and all(r.ok for r in outcomes):
+                # a batch with a failure may have waited for a lock: not a measure of the server's pace
+                pace.add(time.perf_counter() - started, len(outcomes))
+            with self.lock:
+                for i, result in zip(batch, outcomes):
+                    self._settle(i, result)
+                # Plans without an outcome come after one that failed. The server skipped them without
+                # running any of their statements (it skips the rest of the string after an error), so
+                # sending them in a next batch is their first execution, not a retry.
+                self.todo.extendleft(reversed(batch[len(outcomes):]))
+                self.stop = self.stop or stop
 
-    while todo and stop is None and callback_error is None:
-        # The batch composed ahead, unless the one before failed half-way and its leftovers come first
-        # now: then a batch is composed again, of the size the pace says.
-        if ahead is not None and list(islice(todo, len(ahead.indexes))) == ahead.indexes:
-            batch, composed = [todo.popleft() for _ in ahead.indexes], ahead
-        else:
-            size = pace.batch_size() if pace else BATCH_SIZE
-            batch = [todo.popleft() for _ in range(min(size, len(todo)))]
-            composed = _compose(conn, batch, plans, lock_timeout, statement_timeout)
-        ahead = None
-        started = time.perf_counter()
-        outcomes, stop = _apply_batch(conn, composed, compose_ahead)
-        if pace is not None and len(outcomes) == len(batch) and all(r.ok for r in outcomes):
-            # a batch with a failure may have waited for a lock: not a measure of the server's pace
-            pace.add(time.perf_counter() - started, len(outcomes))
-        for i, result in zip(batch, outcomes):
-            settle(i, result)
-        # Plans without an outcome come after one that failed. The server skipped them without running
-        # any of their statements (it skips the rest of the string after an error), so sending them in
-        # the next batch is their first execution, not a retry.
-        todo.extendleft(reversed(batch[len(outcomes):]))
-    if stop is not None and callback_error is None:
-        for i in todo:
-            settle(i, FixResult(plans[i], SKIPPED, plans[i].next_value, None, f"not attempted: {stop.reason}"))
-    if stop is not None and stop.interrupt is not None:
-        raise stop.interrupt
-    if callback_error is not None:
-        raise callback_error
-    return results  # type: ignore[return-value]
+    def fail(self, exc: BaseException) -> None:
+        with self.lock:
+            self.error = self.error or exc
+
+    def stream_on_thread(self, conn: psycopg.Connection) -> None:
+        try:
+            self.stream(conn, helper=True)
+        except BaseException as exc:  # raised by apply_plans() once the others have stopped
+            self.fail(exc)
+
+    def finish(self) -> list[FixResult]:
+        """Report what was not sent, raise what stopped the run, or return every result."""
+        with self.lock:
+            stop = self.stop
+            if stop is not None and self.callback_error is None:
+                for i in self.todo:
+                    plan = self.plans[i]
+                    self._settle(i, FixResult(plan, SKIPPED, plan.next_value, None, f"not attempted: {stop.reason}"))
+        if stop is not None and stop.interrupt is not None:
+            raise stop.interrupt
+        if self.callback_error is not None:
+            raise self.callback_error
+        if self.error is not None:
+            raise self.error
+        return self.results  # type: ignore[return-value]
+
+
+def _cancel(conn: psycopg.Connection) -> None:
+    """Cancel the statement running on `conn`, if any (from another thread: libpq's cancel request)."""
+    try:
+        (getattr(conn, "cancel_safe", None) or conn.cancel)()  # cancel_safe: psycopg >= 3.2
+    except Exception:  # a connection already gone has nothing running
+        pass
 
 
 @dataclass(frozen=True)

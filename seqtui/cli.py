@@ -60,9 +60,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--schema", metavar="S", action="append",
                    help="only sequences in or used by schema S (repeatable)")
     g.add_argument("--jobs", "-j", metavar="N", type=_positive(int),
-                   help="measure on N connections at once, like pg_dump -j: faster on big databases, at the "
-                        "cost of N-1 more connections while measuring (the UI: for its first scan only; "
-                        "default: 1)")
+                   help="work on N connections at once, like pg_dump -j: faster on big databases, at the "
+                        "cost of N-1 more connections (check and sql: while measuring; fix: while measuring "
+                        "and fixing; the UI: for its first scan only; default: 1)")
     g.add_argument("--statement-timeout", metavar="SECONDS", type=_positive(float),
                    help="limit for each high-water query, and for each statement of a fix while it holds "
                         "its locks (default: 10)")
@@ -158,18 +158,28 @@ def _scanning():
         yield lambda done, total: status.update(f"scanning sequences… {done:,} of {total:,} measured")
 
 
-def _scan(conn, args, target: Target, config) -> Report:
-    """scan() with the spinner, on --jobs connections: the extra ones are open only while it measures
-    (a fix applies on `conn` alone). Fewer than asked for is a warning, not an error."""
+@contextmanager
+def _helpers(args, target: Target):
+    """The --jobs connections besides the main one, open for the block. Fewer than asked for is a
+    warning, not an error."""
     helpers, why = open_helpers(target, args.jobs) if args.jobs > 1 else ([], None)
     if why:
-        print(f"seqtui: --jobs {args.jobs}: measuring on {len(helpers) + 1} connection(s), since another "
+        print(f"seqtui: --jobs {args.jobs}: working on {len(helpers) + 1} connection(s), since another "
               f"one could not be opened: {why}", file=sys.stderr)
     try:
-        with _scanning() as progress:
-            return scan(conn, _scope(args, target, config), progress, helpers)
+        yield helpers
     finally:
         close_all(helpers)
+
+
+def _scan(conn, args, target: Target, config, helpers=None) -> Report:
+    """scan() with the spinner, on --jobs connections: `helpers` if given, else ones open only while it
+    measures."""
+    if helpers is None:
+        with _helpers(args, target) as helpers:
+            return _scan(conn, args, target, config, helpers)
+    with _scanning() as progress:
+        return scan(conn, _scope(args, target, config), progress, helpers)
 
 
 def cmd_check(args, target, config) -> int:
@@ -223,8 +233,9 @@ def _confirm(count: int) -> bool:
 def cmd_fix(args, target, config) -> int:
     from .repair import rendered_statements
 
-    with _connection(target) as conn:
-        report = _scan(conn, args, target, config)
+    # --jobs: the same connections measure, then fix
+    with _connection(target) as conn, _helpers(args, target) as helpers:
+        report = _scan(conn, args, target, config, helpers)
         plans = plans_from_verdicts(report.verdicts)
         if not plans:
             print("nothing to fix: no sequence is behind its data")
@@ -258,7 +269,7 @@ def cmd_fix(args, target, config) -> int:
             print(f"[{next(done)}/{len(plans)}] {result.line()}", flush=True)
 
         results = apply_plans(conn, plans, args.lock_timeout, on_result=report_result,
-                              statement_timeout=args.statement_timeout)
+                              statement_timeout=args.statement_timeout, helpers=helpers)
     cached = [r.plan.sequence.display_name for r in results if r.outcome == "fixed" and r.plan.sequence.cache > 1]
     if cached:
         print(f"note: {', '.join(cached)} use CACHE > 1: pooled connections may still hand out values cached "

@@ -380,3 +380,112 @@ def test_a_connection_lost_before_the_first_batch_sends_nothing(db):
         results = apply_plans(conn, plans)
     assert {r.outcome for r in results} == {"skipped"}
     assert next_values(db, names) == [1] * len(names)
+
+
+def test_helpers_take_batches_as_they_come_free_and_every_plan_is_fixed_once_in_order(db, batches, monkeypatch):
+    """--jobs 2: each connection runs batches on its own; outcomes still come in plan order, once each."""
+    names = make_tables(db, 12)
+    ran_on: dict[int, list[str]] = {}  # backend pid -> tables of the batches it ran
+    both_started = threading.Barrier(2, timeout=30)
+    real = apply._exchange
+
+    def spy(conn, query, meanwhile=None):
+        if query:  # not the empty query that measures the round trip
+            pid = conn.info.backend_pid
+            first = pid not in ran_on
+            ran_on.setdefault(pid, [])
+            if first:
+                both_started.wait()  # each connection has a batch in hand before either sends it
+        return real(conn, query, meanwhile)
+
+    monkeypatch.setattr(apply, "_exchange", spy)
+    seen: list = []
+    with connect(resolve(db.url)) as conn, connect(resolve(db.url)) as helper:
+        plans = plans_for(conn)
+        results = apply_plans(conn, plans, on_result=seen.append, helpers=[helper])
+        pids = {conn.info.backend_pid, helper.info.backend_pid}
+    assert set(ran_on) == pids  # both connections ran batches
+    assert sorted(t for batch in batches for t in batch) == names  # every plan sent once
+    assert seen == results and [r.plan for r in results] == plans
+    assert [r.outcome for r in results] == ["fixed"] * 12
+    assert next_values(db, names) == [HW + 1] * 12
+    assert db.insert_default("t11") == HW + 1
+
+
+def test_a_lock_wait_on_one_connection_does_not_hold_up_the_others(db, batches):
+    """t00's batch waits for a lock on the main connection; the helper fixes the rest meanwhile."""
+    names = make_tables(db, 9)
+    holder = psycopg.connect(db.url)
+    holder.execute("LOCK TABLE t00 IN ROW EXCLUSIVE MODE")
+    seen: list = []
+    try:
+        with connect(resolve(db.url)) as conn, connect(resolve(db.url)) as helper:
+            plans = plans_for(conn)
+            worker = threading.Thread(target=lambda: seen.extend(
+                apply_plans(conn, plans, lock_timeout=60, helpers=[helper])))
+            worker.start()
+            try:
+                # every other sequence is fixed while t00's batch still waits
+                wait_for(lambda: next_values(db, names[3:]) == [HW + 1] * 6, "the helper to fix t03..t08")
+                assert db.scalar("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                                 "AND application_name = 'seqtui'") == 1
+                assert next_values(db, names[:3]) == [1, 1, 1]
+            finally:
+                holder.rollback()  # t00's lock is granted: its batch goes on
+                worker.join(timeout=60)
+    finally:
+        holder.close()
+    assert batches[0] == names[:3] or batches[1] == names[:3]
+    assert [r.outcome for r in seen] == ["fixed"] * 9
+    assert next_values(db, names) == [HW + 1] * 9
+
+
+def test_ctrl_c_with_helpers_cancels_every_connection_and_reports_everything(db, batches):
+    """Ctrl+C while both connections wait for locks: both statements are cancelled, both batches report
+    what they did, nothing more is sent, then KeyboardInterrupt goes on up."""
+    names = make_tables(db, 9)
+    holder = psycopg.connect(db.url)
+    holder.execute("LOCK TABLE t01 IN ROW EXCLUSIVE MODE; LOCK TABLE t04 IN ROW EXCLUSIVE MODE")
+    seen: list = []
+    try:
+        with connect(resolve(db.url)) as conn, connect(resolve(db.url)) as helper:
+            plans = plans_for(conn)
+            main = threading.get_ident()
+
+            def press_ctrl_c():
+                wait_for(lambda: db.scalar("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                                           "AND application_name = 'seqtui'") == 2, "both fixes to wait")
+                signal.pthread_kill(main, signal.SIGINT)
+
+            presser = threading.Thread(target=press_ctrl_c)
+            presser.start()
+            try:
+                with pytest.raises(KeyboardInterrupt):
+                    apply_plans(conn, plans, lock_timeout=60, on_result=seen.append, helpers=[helper])
+            finally:
+                presser.join(timeout=60)
+            for c in (conn, helper):  # nothing left running or open on either
+                assert c.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+    finally:
+        holder.close()
+    assert sorted(batches) == [names[:3], names[3:6]]  # nothing sent after the interrupt
+    assert [r.plan for r in seen] == plans  # everything reported, in order
+    outcomes = [r.outcome for r in seen]
+    assert outcomes == ["fixed", "failed", "skipped", "fixed", "failed"] + ["skipped"] * 4, seen
+    assert seen[1].reason == seen[4].reason == "canceling statement due to user request"
+    assert next_values(db, names) == [HW + 1, 1, 1, HW + 1] + [1] * 5
+
+
+def test_a_helper_that_died_while_idle_takes_no_batch_and_the_others_fix_everything(db, batches):
+    """A helper connection killed before the fix (say, while the operator read the plan): nothing is sent
+    on it, nothing is unknown, the main connection does its share."""
+    names = make_tables(db, 5)
+    with connect(resolve(db.url)) as conn, connect(resolve(db.url)) as helper:
+        plans = plans_for(conn)
+        db.execute("SELECT pg_terminate_backend(%s)", (helper.info.backend_pid,))
+        wait_for(lambda: not db.scalar("SELECT count(*) FROM pg_stat_activity WHERE pid = %s",
+                                       (helper.info.backend_pid,)), "the helper's backend to end")
+        results = apply_plans(conn, plans, helpers=[helper])
+    assert [r.outcome for r in results] == ["fixed"] * 5
+    assert batches == [names[0:3], names[3:5]]
+    assert next_values(db, names) == [HW + 1] * 5

@@ -89,7 +89,7 @@ def test_jobs_settles_for_the_connections_the_server_allows(shaped, seqtui):
         run = seqtui("check", "--json", "-j", "4", url=url)
         assert run.code == 2
         assert json.loads(run.out)["sequences"] == expected
-        assert "--jobs 4: measuring on 1 connection(s)" in run.err
+        assert "--jobs 4: working on 1 connection(s)" in run.err
         assert "too many connections" in run.err and ":x@" not in run.err  # the reason, not the password
     finally:
         shaped.execute(f"DROP OWNED BY {role}; DROP ROLE {role}")
