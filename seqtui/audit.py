@@ -8,6 +8,7 @@ import json
 import os
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from functools import lru_cache
 from pathlib import Path
 
 from .apply import FixResult
@@ -24,6 +25,7 @@ def default_path(environ=None) -> Path:
     return base / "seqtui" / "audit.jsonl"
 
 
+@lru_cache(maxsize=1)  # once per process: without $USER or $LOGNAME it is a passwd lookup, ~12 µs per line
 def _os_user() -> str:
     try:
         return getpass.getuser()
