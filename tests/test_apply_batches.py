@@ -7,6 +7,7 @@ from __future__ import annotations
 import signal
 import sys
 import threading
+from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
@@ -382,6 +383,23 @@ def test_a_connection_lost_before_the_first_batch_sends_nothing(db):
     assert next_values(db, names) == [1] * len(names)
 
 
+@contextmanager
+def held_locks(db, *tables: str):
+    """A writer's open transaction holding ROW EXCLUSIVE locks on `tables` for the block."""
+    holder = psycopg.connect(db.url)
+    try:
+        for table in tables:
+            holder.execute(f"LOCK TABLE {table} IN ROW EXCLUSIVE MODE")
+        yield holder
+    finally:
+        holder.close()
+
+
+def seqtui_waiting_for_locks(db) -> int:
+    return db.scalar("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                     "AND application_name = 'seqtui'")
+
+
 def test_helpers_take_batches_as_they_come_free_and_every_plan_is_fixed_once_in_order(db, batches, monkeypatch):
     """--jobs 2: each connection runs batches on its own; outcomes still come in plan order, once each."""
     names = make_tables(db, 12)
@@ -415,26 +433,20 @@ def test_helpers_take_batches_as_they_come_free_and_every_plan_is_fixed_once_in_
 def test_a_lock_wait_on_one_connection_does_not_hold_up_the_others(db, batches):
     """t00's batch waits for a lock on the main connection; the helper fixes the rest meanwhile."""
     names = make_tables(db, 9)
-    holder = psycopg.connect(db.url)
-    holder.execute("LOCK TABLE t00 IN ROW EXCLUSIVE MODE")
     seen: list = []
-    try:
-        with connect(resolve(db.url)) as conn, connect(resolve(db.url)) as helper:
-            plans = plans_for(conn)
-            worker = threading.Thread(target=lambda: seen.extend(
-                apply_plans(conn, plans, lock_timeout=60, helpers=[helper])))
-            worker.start()
-            try:
-                # every other sequence is fixed while t00's batch still waits
-                wait_for(lambda: next_values(db, names[3:]) == [HW + 1] * 6, "the helper to fix t03..t08")
-                assert db.scalar("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
-                                 "AND application_name = 'seqtui'") == 1
-                assert next_values(db, names[:3]) == [1, 1, 1]
-            finally:
-                holder.rollback()  # t00's lock is granted: its batch goes on
-                worker.join(timeout=60)
-    finally:
-        holder.close()
+    with held_locks(db, "t00") as holder, connect(resolve(db.url)) as conn, connect(resolve(db.url)) as helper:
+        plans = plans_for(conn)
+        worker = threading.Thread(target=lambda: seen.extend(
+            apply_plans(conn, plans, lock_timeout=60, helpers=[helper])))
+        worker.start()
+        try:
+            # every other sequence is fixed while t00's batch still waits
+            wait_for(lambda: next_values(db, names[3:]) == [HW + 1] * 6, "the helper to fix t03..t08")
+            assert seqtui_waiting_for_locks(db) == 1
+            assert next_values(db, names[:3]) == [1, 1, 1]
+        finally:
+            holder.rollback()  # t00's lock is granted: its batch goes on
+            worker.join(timeout=60)
     assert batches[0] == names[:3] or batches[1] == names[:3]
     assert [r.outcome for r in seen] == ["fixed"] * 9
     assert next_values(db, names) == [HW + 1] * 9
@@ -444,30 +456,24 @@ def test_ctrl_c_with_helpers_cancels_every_connection_and_reports_everything(db,
     """Ctrl+C while both connections wait for locks: both statements are cancelled, both batches report
     what they did, nothing more is sent, then KeyboardInterrupt goes on up."""
     names = make_tables(db, 9)
-    holder = psycopg.connect(db.url)
-    holder.execute("LOCK TABLE t01 IN ROW EXCLUSIVE MODE; LOCK TABLE t04 IN ROW EXCLUSIVE MODE")
     seen: list = []
-    try:
-        with connect(resolve(db.url)) as conn, connect(resolve(db.url)) as helper:
-            plans = plans_for(conn)
-            main = threading.get_ident()
+    with held_locks(db, "t01", "t04"), connect(resolve(db.url)) as conn, connect(resolve(db.url)) as helper:
+        plans = plans_for(conn)
+        main = threading.get_ident()
 
-            def press_ctrl_c():
-                wait_for(lambda: db.scalar("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
-                                           "AND application_name = 'seqtui'") == 2, "both fixes to wait")
-                signal.pthread_kill(main, signal.SIGINT)
+        def press_ctrl_c():
+            wait_for(lambda: seqtui_waiting_for_locks(db) == 2, "both fixes to wait")
+            signal.pthread_kill(main, signal.SIGINT)
 
-            presser = threading.Thread(target=press_ctrl_c)
-            presser.start()
-            try:
-                with pytest.raises(KeyboardInterrupt):
-                    apply_plans(conn, plans, lock_timeout=60, on_result=seen.append, helpers=[helper])
-            finally:
-                presser.join(timeout=60)
-            for c in (conn, helper):  # nothing left running or open on either
-                assert c.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
-    finally:
-        holder.close()
+        presser = threading.Thread(target=press_ctrl_c)
+        presser.start()
+        try:
+            with pytest.raises(KeyboardInterrupt):
+                apply_plans(conn, plans, lock_timeout=60, on_result=seen.append, helpers=[helper])
+        finally:
+            presser.join(timeout=60)
+        for c in (conn, helper):  # nothing left running or open on either
+            assert c.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
     assert sorted(batches) == [names[:3], names[3:6]]  # nothing sent after the interrupt
     assert [r.plan for r in seen] == plans  # everything reported, in order
     outcomes = [r.outcome for r in seen]
