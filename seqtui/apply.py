@@ -479,6 +479,9 @@ def _committed(replies: list, count: int) -> bool:
 def _outcome(plan: FixPlan, reply) -> FixResult:
     """The result of a committed fix, from the row its fix statement returned (text format)."""
     last_value, is_called, new_last_value = (reply.get_value(0, i) for i in range(3))
+    if last_value is None:  # pg_get_sequence_data() gives NULLs where it may not read: setval did not run
+        return FixResult(plan, FAILED, plan.next_value, plan.next_value,
+                         "could not read the state of the sequence (SELECT privilege on it?); nothing changed")
     inc = plan.sequence.increment
     before = next_value(SequenceState(int(last_value), is_called == b"t"), inc)
     if new_last_value is None:

@@ -31,6 +31,9 @@ CHUNK = 100
 # the first rows of a 10,000-table database show within a fraction of a second of discovery, big
 # enough that the server is kept busy by a pipeline of ten chunks.
 GROUP = 1000
+# PostgreSQL 18 added pg_get_sequence_data(regclass) (for pg_dump): last_value and is_called of any
+# sequence from one function call, so one statement reads them all with no per-sequence planning.
+SEQUENCE_DATA_FUNCTION_SINCE = 180000
 
 
 def load_sql(name: str) -> str:
@@ -85,7 +88,9 @@ def _consumer_kind(has_default: bool, owned: bool, identity: str) -> str:
 
 def discover(conn: psycopg.Connection) -> list[tuple[Sequence, tuple[Consumer, ...]]]:
     """Every user sequence with its consumers, partitions folded into their partitioned parent."""
-    sequences = [Sequence(*row) for row in conn.execute(load_sql("discover.sql")).fetchall()]
+    data_function = conn.info.server_version >= SEQUENCE_DATA_FUNCTION_SINCE
+    sequences = [Sequence(*row, data_function=data_function)
+                 for row in conn.execute(load_sql("discover.sql")).fetchall()]
     by_seq: dict[int, list[tuple]] = {}
     for row in conn.execute(load_sql("consumers.sql")).fetchall():
         by_seq.setdefault(row[0], []).append(row)
@@ -243,9 +248,6 @@ def read_high_waters(conn: psycopg.Connection, targets: list[tuple[Consumer, boo
     return results  # type: ignore[return-value]
 
 
-# PostgreSQL 18 added pg_get_sequence_data(regclass) (for pg_dump): last_value and is_called of any
-# sequence from one function call, so one statement reads them all with no per-sequence planning.
-SEQUENCE_DATA_FUNCTION_SINCE = 180000
 STATE_FUNCTION_CHUNK = 500
 
 

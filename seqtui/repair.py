@@ -57,8 +57,11 @@ _BEHIND = {True: sql.SQL(">= CASE WHEN s.is_called THEN s.last_value + "),
            False: sql.SQL("<= CASE WHEN s.is_called THEN s.last_value - ")}
 _THEN_SETVAL = sql.SQL(" ELSE s.last_value END THEN pg_catalog.setval(")
 _SETVAL_REST = sql.SQL("::regclass, m.hw::bigint, true) END AS new_last_value FROM (SELECT ")
-_AS_M = sql.SQL(" AS hw) AS m, ")
+# OFFSET 0 keeps the subquery from being pulled up into the outer query, where each of the two uses of
+# m.hw became an InitPlan of its own: every max() ran twice.
+_AS_M = sql.SQL(" AS hw OFFSET 0) AS m, ")
 _AS_S = sql.SQL(" AS s")
+_DATA_FUNCTION, _DATA_FUNCTION_CLOSE = sql.SQL("pg_catalog.pg_get_sequence_data("), sql.SQL("::regclass) AS s")
 
 
 def high_water_sql(consumers: tuple[Consumer, ...], ascending: bool) -> sql.Composed:
@@ -82,13 +85,18 @@ def fix_statement(seq: Sequence, consumers: tuple[Consumer, ...]) -> sql.Compose
     SELECT s.last_value, s.is_called,
            CASE WHEN m.hw >= CASE WHEN s.is_called THEN s.last_value + inc ELSE s.last_value END
                 THEN pg_catalog.setval('s'::regclass, m.hw::bigint, true) END AS new_last_value
-      FROM (SELECT GREATEST((SELECT max(c) FROM t), ...) AS hw) AS m, s AS s
+      FROM (SELECT GREATEST((SELECT max(c) FROM t), ...) AS hw OFFSET 0) AS m,
+           pg_catalog.pg_get_sequence_data('s'::regclass) AS s
 
+    (before PostgreSQL 18, `s AS s`: the sequence relation itself. The function reads the same tuple
+    under the same lock, without planning a scan: a fix's server time went down by about half.)
     setval is volatile, so the CASE is evaluated per row at run time and only when behind."""
+    name = sql.Literal(seq.display_name)
+    state = ([_DATA_FUNCTION, name, _DATA_FUNCTION_CLOSE] if seq.data_function
+             else [sql.Identifier(seq.schema, seq.name), _AS_S])
     return sql.Composed([
         _SELECT_STATE, _BEHIND[seq.ascending], sql.Literal(abs(seq.increment)), _THEN_SETVAL,
-        sql.Literal(seq.display_name), _SETVAL_REST, high_water_sql(consumers, seq.ascending), _AS_M,
-        sql.Identifier(seq.schema, seq.name), _AS_S])
+        name, _SETVAL_REST, high_water_sql(consumers, seq.ascending), _AS_M, *state])
 
 
 def locked_tables(consumers: tuple[Consumer, ...]) -> tuple[Consumer, ...]:
