@@ -89,15 +89,21 @@ FROM pg_depend d JOIN pg_attribute a ON a.attrelid = d.refobjid AND a.attnum = d
 WHERE d.classid = 'pg_class'::regclass AND d.refclassid = 'pg_class'::regclass AND d.deptype = 'i'
 """
 
+# The server-side lower bounds read each sequence's state the cheapest way the server offers: from
+# PostgreSQL 18 on, pg_get_sequence_data() (no statement planned per sequence), as seqtui does.
 LOWER_BOUND_FUNCTIONS = f"""
 CREATE OR REPLACE FUNCTION bench_scan() RETURNS TABLE (seq regclass, last_value bigint, is_called boolean,
                                                        tbl regclass, col name, hw bigint)
 LANGUAGE plpgsql AS $$
-DECLARE r record;
+DECLARE r record; by_function boolean := current_setting('server_version_num')::int >= 180000;
 BEGIN
   FOR r IN {CONSUMERS_SQL} LOOP
     seq := r.seq; tbl := r.tbl; col := r.col;
-    EXECUTE format('SELECT last_value, is_called FROM %s', r.seq) INTO last_value, is_called;
+    IF by_function THEN
+      SELECT d.last_value, d.is_called INTO last_value, is_called FROM pg_get_sequence_data(r.seq) d;
+    ELSE
+      EXECUTE format('SELECT last_value, is_called FROM %s', r.seq) INTO last_value, is_called;
+    END IF;
     EXECUTE format('SELECT max(%I) FROM %s', r.col, r.tbl) INTO hw;
     RETURN NEXT;
   END LOOP;
@@ -105,12 +111,14 @@ END $$;
 
 CREATE OR REPLACE FUNCTION bench_fix() RETURNS bigint LANGUAGE plpgsql AS $$
 DECLARE r record; n bigint := 0; moved bigint;
+        state text := CASE WHEN current_setting('server_version_num')::int >= 180000
+                           THEN 'pg_get_sequence_data(%L::regclass)' ELSE '%s' END;
 BEGIN
   FOR r IN {CONSUMERS_SQL} LOOP
     moved := NULL;
-    EXECUTE format('SELECT setval(%L, m) FROM (SELECT max(%I) AS m FROM %s) x, %s s '
+    EXECUTE format('SELECT setval(%L, m) FROM (SELECT max(%I) AS m FROM %s) x, ' || state || ' s '
                    'WHERE m >= CASE WHEN s.is_called THEN s.last_value + 1 ELSE s.last_value END',
-                   r.seq::text, r.col, r.tbl, r.seq) INTO moved;
+                   r.seq::text, r.col, r.tbl, r.seq::text) INTO moved;
     IF moved IS NOT NULL THEN n := n + 1; END IF;
   END LOOP;
   RETURN n;
