@@ -6,10 +6,11 @@ from __future__ import annotations
 import getpass
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from functools import lru_cache
 from pathlib import Path
+from typing import IO
 
 from .apply import FixResult
 
@@ -35,9 +36,25 @@ def _os_user() -> str:
 
 @dataclass
 class AuditLog:
+    """Used as a context manager around a run of fixes, the file stays open for the run (a few
+    syscalls less per line: ~0.1 s of a 6,000-sequence fix, during which the server waited); outside
+    one, record() opens and closes the file for its line."""
     path: Path
     database: dict  # Report.database: name, host, port, user (never a password)
     source: str     # "fix" or "tui"
+    _file: IO[str] | None = field(default=None, init=False, repr=False)
+
+    def __enter__(self) -> "AuditLog":
+        try:
+            self._file = open(self.path, "a", encoding="utf-8")
+        except OSError:  # record() then opens it per line, and says why it cannot, as it did before
+            self._file = None
+        return self
+
+    def __exit__(self, *exc) -> None:
+        file, self._file = self._file, None
+        if file is not None:
+            file.close()
 
     def open(self) -> "AuditLog":
         """Make sure the log can be written before anything is changed."""
@@ -65,7 +82,13 @@ class AuditLog:
             "result": result.outcome,
             "reason": result.reason,
         }
-        # Written and closed per line, so a crash of seqtui loses nothing; no fsync per line, which
-        # costs ~0.2 ms each and would dominate a fix of thousands of sequences.
+        # Handed to the kernel per line (flushed, or written and closed), so a crash of seqtui loses
+        # nothing; no fsync per line, which costs ~0.2 ms each and would dominate a fix of thousands
+        # of sequences.
+        line = json.dumps(entry, ensure_ascii=False) + "\n"
+        if self._file is not None:
+            self._file.write(line)
+            self._file.flush()
+            return
         with open(self.path, "a", encoding="utf-8") as f:
-            f.write(json.dumps(entry, ensure_ascii=False) + "\n")
+            f.write(line)

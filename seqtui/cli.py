@@ -268,8 +268,9 @@ def cmd_fix(args, target, config) -> int:
             audit.record(result)
             print(f"[{next(done)}/{len(plans)}] {result.line()}", flush=True)
 
-        results = apply_plans(conn, plans, args.lock_timeout, on_result=report_result,
-                              statement_timeout=args.statement_timeout, helpers=helpers)
+        with audit:
+            results = apply_plans(conn, plans, args.lock_timeout, on_result=report_result,
+                                  statement_timeout=args.statement_timeout, helpers=helpers)
     cached = [r.plan.sequence.display_name for r in results if r.outcome == "fixed" and r.plan.sequence.cache > 1]
     if cached:
         print(f"note: {', '.join(cached)} use CACHE > 1: pooled connections may still hand out values cached "

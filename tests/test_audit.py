@@ -38,3 +38,22 @@ def test_unwritable_audit_log_changes_nothing(db, tmp_path):
     run = run_seqtui("fix", "--yes", "--audit-log", str(blocker / "audit.jsonl"), url=db.url)
     assert run.code == 3 and "audit log" in run.err and "nothing was changed" in run.err
     assert db.next_value("public.a_id_seq") == 1
+
+
+def test_each_line_reaches_the_file_as_it_is_recorded_while_the_log_is_held_open(tmp_path):
+    """Held open for a run of fixes, the log still hands every line to the kernel at once: a seqtui
+    killed mid-run has lost none of the fixes it made."""
+    from seqtui.apply import FixResult
+    from seqtui.audit import AuditLog
+    from seqtui.model import Sequence
+    from seqtui.repair import FixPlan
+
+    seq = Sequence(1, "public", "t_id_seq", "integer", 1, 1, 2**31 - 1, 1, 1, False, qualified_name="public.t_id_seq")
+    log = AuditLog(tmp_path / "audit.jsonl", {"name": "db", "host": "h", "port": 5432, "user": "u"}, "fix").open()
+    with log:
+        for n in (1, 2):
+            log.record(FixResult(FixPlan(seq, ()), "fixed", n, n + 10))
+            written = (tmp_path / "audit.jsonl").read_text().splitlines()
+            assert [json.loads(line)["before"] for line in written] == list(range(1, n + 1))
+    log.record(FixResult(FixPlan(seq, ()), "unchanged", 3, 3))  # outside a run: opened for its line
+    assert len((tmp_path / "audit.jsonl").read_text().splitlines()) == 3

@@ -930,8 +930,9 @@ class SeqtuiApp(App[int]):
             self.post_message(ApplyProgress(result))
 
         try:
-            results = apply_plans(conn, plans, self.lock_timeout, on_result=on_result,
-                                  statement_timeout=self.statement_timeout)
+            with audit:
+                results = apply_plans(conn, plans, self.lock_timeout, on_result=on_result,
+                                      statement_timeout=self.statement_timeout)
         except Exception as exc:  # apply_plans reports per plan; this is a last line of defence
             done = {id(r.plan) for r in results}
             for p in plans:
