@@ -56,12 +56,15 @@ _SELECT_STATE = sql.SQL("SELECT s.last_value, s.is_called, CASE WHEN m.hw ")
 _BEHIND = {True: sql.SQL(">= CASE WHEN s.is_called THEN s.last_value + "),
            False: sql.SQL("<= CASE WHEN s.is_called THEN s.last_value - ")}
 _THEN_SETVAL = sql.SQL(" ELSE s.last_value END THEN pg_catalog.setval(")
-_SETVAL_REST = sql.SQL("::regclass, m.hw::bigint, true) END AS new_last_value FROM (SELECT ")
-# OFFSET 0 keeps the subquery from being pulled up into the outer query, where each of the two uses of
-# m.hw became an InitPlan of its own: every max() ran twice.
-_AS_M = sql.SQL(" AS hw OFFSET 0) AS m, ")
+_SETVAL_REST = sql.SQL("::regclass, m.hw::bigint, true) END AS new_last_value FROM ")
 _AS_S = sql.SQL(" AS s")
 _DATA_FUNCTION, _DATA_FUNCTION_CLOSE = sql.SQL("pg_catalog.pg_get_sequence_data("), sql.SQL("::regclass) AS s")
+_ONE = {True: sql.SQL("(SELECT max("), False: sql.SQL("(SELECT min(")}
+_ONE_FROM, _ONE_CLOSE = sql.SQL(") AS hw FROM "), sql.SQL(") AS m, ")
+# OFFSET 0 keeps the subquery from being pulled up into the outer query, where each of the two uses of
+# m.hw became an InitPlan of its own: every max() ran twice. (An aggregate subquery, the one-consumer
+# form, is never pulled up.)
+_SEVERAL_OPEN, _SEVERAL_CLOSE = sql.SQL("(SELECT "), sql.SQL(" AS hw OFFSET 0) AS m, ")
 
 
 def high_water_sql(consumers: tuple[Consumer, ...], ascending: bool) -> sql.Composed:
@@ -76,6 +79,17 @@ def high_water_sql(consumers: tuple[Consumer, ...], ascending: bool) -> sql.Comp
     return sql.Composed(parts)
 
 
+def _high_water_from(consumers: tuple[Consumer, ...], ascending: bool) -> list[sql.Composable]:
+    """The fix statement's `m`, one row holding hw: `(SELECT max(col) AS hw FROM tbl) AS m` for one
+    consumer (the usual case, and the plainest to read in a preview), GREATEST over every consumer for
+    a shared sequence."""
+    if len(consumers) == 1:
+        (c,) = consumers
+        return [_ONE[ascending], sql.Identifier(c.column), _ONE_FROM, sql.Identifier(c.schema, c.table),
+                _ONE_CLOSE]
+    return [_SEVERAL_OPEN, high_water_sql(consumers, ascending), _SEVERAL_CLOSE]
+
+
 def fix_statement(seq: Sequence, consumers: tuple[Consumer, ...]) -> sql.Composed:
     """One statement that moves `seq` just past the high-water mark of all its consumers, only if the
     next value is already taken (DESIGN facts 4-7). Empty tables give NULL and change nothing; a
@@ -85,18 +99,19 @@ def fix_statement(seq: Sequence, consumers: tuple[Consumer, ...]) -> sql.Compose
     SELECT s.last_value, s.is_called,
            CASE WHEN m.hw >= CASE WHEN s.is_called THEN s.last_value + inc ELSE s.last_value END
                 THEN pg_catalog.setval('s'::regclass, m.hw::bigint, true) END AS new_last_value
-      FROM (SELECT GREATEST((SELECT max(c) FROM t), ...) AS hw OFFSET 0) AS m,
+      FROM (SELECT max(c) AS hw FROM t) AS m,
            pg_catalog.pg_get_sequence_data('s'::regclass) AS s
 
-    (before PostgreSQL 18, `s AS s`: the sequence relation itself. The function reads the same tuple
-    under the same lock, without planning a scan: a fix's server time went down by about half.)
+    (for a shared sequence, m is `(SELECT GREATEST((SELECT max(c) FROM t1), ...) AS hw OFFSET 0)`;
+    before PostgreSQL 18, s is `s AS s`: the sequence relation itself. The function reads the same
+    tuple under the same lock, without planning a scan: a fix's server time went down by about half.)
     setval is volatile, so the CASE is evaluated per row at run time and only when behind."""
     name = sql.Literal(seq.display_name)
     state = ([_DATA_FUNCTION, name, _DATA_FUNCTION_CLOSE] if seq.data_function
              else [sql.Identifier(seq.schema, seq.name), _AS_S])
     return sql.Composed([
         _SELECT_STATE, _BEHIND[seq.ascending], sql.Literal(abs(seq.increment)), _THEN_SETVAL,
-        name, _SETVAL_REST, high_water_sql(consumers, seq.ascending), _AS_M, *state])
+        name, _SETVAL_REST, *_high_water_from(consumers, seq.ascending), *state])
 
 
 def locked_tables(consumers: tuple[Consumer, ...]) -> tuple[Consumer, ...]:

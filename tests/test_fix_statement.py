@@ -56,13 +56,15 @@ def test_both_state_reads_fix_every_shape_forwards_only(db, by_function):
 
 
 @pytest.mark.parametrize("by_function", [True, False], ids=["pg_get_sequence_data", "sequence relation"])
-def test_each_high_water_is_read_once(db, by_function):
+@pytest.mark.parametrize("sequence, tables", [("shared", ["left_t", "right_t"]), ("up_id_seq", ["up"]),
+                                              ("down", ["ledger"])])
+def test_each_high_water_is_read_once(db, by_function, sequence, tables):
     """The statement uses the high-water mark twice (the comparison, then setval): the planner must not
     turn each use into a max() of its own."""
     db.execute(SHAPES)
     with connect(resolve(db.url)) as conn:
         needs_function(conn, by_function)
-        (plan,) = [p for p in plans_from_verdicts(scan(conn).verdicts) if p.sequence.name == "shared"]
+        (plan,) = [p for p in plans_from_verdicts(scan(conn).verdicts) if p.sequence.name == sequence]
         (plan,) = with_state_read([plan], by_function)
         explained = conn.execute(b"EXPLAIN (FORMAT JSON) " + render(fix_statement(plan.sequence, plan.consumers))
                                  .encode()).fetchone()[0]
@@ -71,8 +73,7 @@ def test_each_high_water_is_read_once(db, by_function):
         own = [node["Relation Name"]] if "Relation Name" in node else []
         return own + [name for child in node.get("Plans", []) for name in scanned(child)]
 
-    tables = sorted(name for name in scanned(explained[0]["Plan"]) if name != "shared")
-    assert tables == ["left_t", "right_t"]
+    assert sorted(name for name in scanned(explained[0]["Plan"]) if name != sequence) == tables
 
 
 @pytest.mark.parametrize("by_function", [True, False], ids=["pg_get_sequence_data", "sequence relation"])
