@@ -290,8 +290,9 @@ def read_states(conn: psycopg.Connection, sequences: list[Sequence],
             readable.append(i)
         else:
             results[i] = "no SELECT privilege on the sequence (or USAGE on its schema)"
-    if readable and conn.info.server_version >= SEQUENCE_DATA_FUNCTION_SINCE:
-        for i, state in _read_states_by_function(conn, sequences, readable, stop).items():
+    by_function = [i for i in readable if sequences[i].data_function]
+    if by_function:
+        for i, state in _read_states_by_function(conn, sequences, by_function, stop).items():
             results[i] = state
         readable = [i for i in readable if results[i] is None]
     if not readable:

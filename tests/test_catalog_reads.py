@@ -4,6 +4,7 @@ and what cannot be read is said per sequence, not by failing the scan."""
 from __future__ import annotations
 
 import threading
+from dataclasses import replace
 
 import psycopg
 import pytest
@@ -31,12 +32,13 @@ def sequences(conn) -> list:
     return [seq for seq, _ in catalog.discover(conn)]
 
 
-def test_function_and_relation_reads_agree(conn, db, monkeypatch):
+def test_function_and_relation_reads_agree(conn, db):
     seqs = sequences(conn)
     assert conn.info.server_version >= catalog.SEQUENCE_DATA_FUNCTION_SINCE  # the suite runs PostgreSQL 18
+    assert all(s.data_function for s in seqs)
     by_function = catalog.read_states(conn, seqs)
-    monkeypatch.setattr(catalog, "SEQUENCE_DATA_FUNCTION_SINCE", 10**9)  # the path older servers take
-    by_relation = catalog.read_states(conn, seqs)
+    # the path older servers take
+    by_relation = catalog.read_states(conn, [replace(s, data_function=False) for s in seqs])
     assert by_function == by_relation
     got = {s.name: (st.last_value, st.is_called) for s, st in zip(seqs, by_function)}
     assert got == {"fresh": (1, False), "called": (2, True), "set_false": (40, False), "down": (-4, True),
