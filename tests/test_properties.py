@@ -181,3 +181,14 @@ def test_resolution_order(tmp_path):
     assert resolve(None, {"PGHOST": "h"}, empty).source == "PG* environment"
     with pytest.raises(NoTarget):
         resolve(None, {}, empty)
+
+
+@given(st.text())
+def test_one_line_keeps_printable_text_and_escapes_the_rest(text):
+    from seqtui.text import one_line
+
+    shown = one_line(text)
+    assert shown.isprintable()  # no newline, tab or control character survives
+    assert shown == "".join(ch if ch.isprintable() else ascii(ch)[1:-1] for ch in text)
+    if text.isprintable():
+        assert shown == text
