@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from urllib.parse import quote
 
+import psycopg
 import pytest
 from psycopg.conninfo import make_conninfo
 
@@ -34,6 +35,11 @@ def test_unreachable_host():
 def test_wrong_password_is_reported_without_either_password(server, db):
     wrong = "n0t-" + PASSWORD
     url = make_conninfo(db.url, password=wrong)
+    try:
+        psycopg.connect(url).close()
+        pytest.skip("this server does not check passwords (trust authentication; TEST_DATABASE_URL)")
+    except psycopg.OperationalError:
+        pass
     run = run_seqtui("check", url=url)
     assert_clean_error(run, "password authentication failed")
     assert wrong not in run.text

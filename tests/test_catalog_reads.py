@@ -34,7 +34,8 @@ def sequences(conn) -> list:
 
 def test_function_and_relation_reads_agree(conn, db):
     seqs = sequences(conn)
-    assert conn.info.server_version >= catalog.SEQUENCE_DATA_FUNCTION_SINCE  # the suite runs PostgreSQL 18
+    if conn.info.server_version < catalog.SEQUENCE_DATA_FUNCTION_SINCE:
+        pytest.skip("pg_get_sequence_data() came with PostgreSQL 18 (the embedded server is 18)")
     assert all(s.data_function for s in seqs)
     by_function = catalog.read_states(conn, seqs)
     # the path older servers take

@@ -4,9 +4,11 @@ repair by INSERTing through the default, and prove that what was fine did not mo
 from __future__ import annotations
 
 import json
+from urllib.parse import quote
+
 import psycopg
 import pytest
-from psycopg.conninfo import make_conninfo
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from conftest import Run, run_seqtui
 
@@ -344,7 +346,10 @@ def test_hostile_names_through_check_fix_and_script(db):
 def test_prisma_url_parameters_are_accepted_and_schema_filters(db):
     db.execute("CREATE SCHEMA app; CREATE TABLE app.t (id serial PRIMARY KEY); INSERT INTO app.t VALUES (2);"
                "CREATE TABLE public.p (id serial PRIMARY KEY); INSERT INTO public.p VALUES (2)")
-    url = db.url + "?schema=app&connection_limit=5&pool_timeout=10&pgbouncer=true&sslmode=disable"
+    params = conninfo_to_dict(db.url)  # a URL whatever form the server's DSN came in (TEST_DATABASE_URL)
+    auth = quote(params["user"], safe="") + (":" + quote(params["password"], safe="") if params.get("password") else "")
+    url = (f"postgresql://{auth}@{params['host']}:{params['port']}/{quote(params['dbname'], safe='')}"
+           "?schema=app&connection_limit=5&pool_timeout=10&pgbouncer=true&sslmode=disable")
     run = run_seqtui("check", "--json", url=url)
     assert run.code == 2, run.text
     assert [r["table"] for r in json.loads(run.out)["sequences"]] == ["t"]
