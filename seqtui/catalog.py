@@ -2,7 +2,8 @@
 
 A scan costs a handful of round trips whatever the size of the database: discovery is two catalog
 queries, high-water marks are read in UNION ALL chunks, and states with one statement per 500
-sequences on PostgreSQL 18 (UNION ALL chunks before it) (DESIGN fact 14). Anything that
+sequences (before PostgreSQL 18 only those of sequences already called; the others in UNION ALL chunks)
+(DESIGN fact 14). Anything that
 cannot be read (privileges, statement_timeout, a table dropped mid-scan) becomes a per-row error, never a
 failed scan.
 """
@@ -251,24 +252,36 @@ def read_high_waters(conn: psycopg.Connection, targets: list[tuple[Consumer, boo
 STATE_FUNCTION_CHUNK = 500
 
 
-def _read_states_by_function(conn: psycopg.Connection, sequences: list[Sequence],
-                             indexes: list[int], stop: threading.Event | None) -> dict[int, SequenceState]:
-    """States of sequences[i] for i in indexes, in one statement (measured at 10,000 sequences: ~0.3 s
-    against 1.1-1.5 s for UNION ALL chunks, whose cost is planning a scan of each relation).
+# One statement per chunk of sequences, no statement planned per sequence:
+#   PostgreSQL 18+: pg_get_sequence_data() gives last_value and is_called of any sequence it may read;
+#   before:         pg_sequence_last_value() (PostgreSQL 10+) gives last_value of a sequence that has
+#                   been called, NULL for one that has not. The called ones, most of a live database's,
+#                   then need no planned read of their relation; the others are read from it.
+_STATES_BY_CALL = {
+    True: "SELECT i, d.last_value, d.is_called FROM unnest(%s::int4[], %s::oid[]) AS s(i, seq), "
+          "pg_catalog.pg_get_sequence_data(s.seq::regclass) AS d",
+    False: "SELECT i, pg_catalog.pg_sequence_last_value(s.seq::regclass), true "
+           "FROM unnest(%s::int4[], %s::oid[]) AS s(i, seq)",
+}
 
-    The function gives NULLs for a sequence it cannot read (dropped meanwhile, no SELECT privilege):
-    those are left out, and the caller reads them from the relation, which says why. Empty if the
-    function is not there (a server that reports 18 without it): the caller then reads them all."""
+
+def _read_states_by_call(conn: psycopg.Connection, sequences: list[Sequence], indexes: list[int],
+                         stop: threading.Event | None, data_function: bool) -> dict[int, SequenceState]:
+    """States of sequences[i] for i in indexes, read through a function (_STATES_BY_CALL; measured at
+    10,000 sequences: ~0.3 s against 1.1-1.5 s for UNION ALL chunks, whose cost is planning a scan of
+    each relation).
+
+    What the function leaves NULL (not called yet before 18; dropped meanwhile, no privilege) is left
+    out, and the caller reads it from the relation, which says why. A chunk that fails (the function
+    missing, or refusing on an old standby) is left out whole, for the same reads."""
     states = {}
     # Each call locks its sequence until the statement ends; chunks keep that well inside the
     # server's shared lock table (max_locks_per_transaction x max_connections, 6,400 by default).
     for chunk in _chunks(indexes, STATE_FUNCTION_CHUNK):
         _go_on(stop)
         try:
-            rows = conn.execute(
-                "SELECT i, d.last_value, d.is_called FROM unnest(%s::int4[], %s::oid[]) AS s(i, seq), "
-                "pg_catalog.pg_get_sequence_data(s.seq::regclass) AS d",
-                (chunk, [sequences[i].oid for i in chunk])).fetchall()
+            rows = conn.execute(_STATES_BY_CALL[data_function],
+                                (chunk, [sequences[i].oid for i in chunk])).fetchall()
         except psycopg.Error:  # a read: those of this chunk are read again from the relations
             if conn.broken or conn.closed:
                 raise
@@ -290,11 +303,12 @@ def read_states(conn: psycopg.Connection, sequences: list[Sequence],
             readable.append(i)
         else:
             results[i] = "no SELECT privilege on the sequence (or USAGE on its schema)"
-    by_function = [i for i in readable if sequences[i].data_function]
-    if by_function:
-        for i, state in _read_states_by_function(conn, sequences, by_function, stop).items():
-            results[i] = state
-        readable = [i for i in readable if results[i] is None]
+    for data_function in (True, False):
+        mine = [i for i in readable if sequences[i].data_function is data_function]
+        if mine:
+            for i, state in _read_states_by_call(conn, sequences, mine, stop, data_function).items():
+                results[i] = state
+    readable = [i for i in readable if results[i] is None]
     if not readable:
         return results
 

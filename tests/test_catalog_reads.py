@@ -46,6 +46,19 @@ def test_function_and_relation_reads_agree(conn, db):
                    'Odd "name".x': (7, True)}
 
 
+def test_before_18_the_called_sequences_are_read_by_one_call_and_the_others_from_the_relation(conn, db):
+    """pg_sequence_last_value() knows a called sequence's state; it is NULL for one never called (or set
+    with is_called false), whose last_value only the relation holds."""
+    seqs = [replace(s, data_function=False) for s in sequences(conn)]
+    by_call = catalog._read_states_by_call(conn, seqs, list(range(len(seqs))), None, data_function=False)
+    assert {seqs[i].name: (st.last_value, st.is_called) for i, st in by_call.items()} == {
+        "called": (2, True), "down": (-4, True), 'Odd "name".x': (7, True)}
+    states = catalog.read_states(conn, seqs)
+    assert {s.name: (st.last_value, st.is_called) for s, st in zip(seqs, states)} == {
+        "fresh": (1, False), "called": (2, True), "set_false": (40, False), "down": (-4, True),
+        'Odd "name".x': (7, True)}
+
+
 def test_more_sequences_than_one_chunk(conn, db, monkeypatch):
     monkeypatch.setattr(catalog, "STATE_FUNCTION_CHUNK", 2)
     db.execute("SELECT setval('fresh', 99)")
