@@ -2,10 +2,9 @@
 
 A scan costs a handful of round trips whatever the size of the database: discovery is two catalog
 queries, high-water marks are read in UNION ALL chunks, and states with one statement per 500
-sequences (before PostgreSQL 18 only those of sequences already called; the others in UNION ALL chunks)
-(DESIGN fact 14). Anything that
-cannot be read (privileges, statement_timeout, a table dropped mid-scan) becomes a per-row error, never a
-failed scan.
+sequences (before PostgreSQL 18 only those already called; the others in UNION ALL chunks) (DESIGN
+fact 14). Anything that cannot be read (privileges, statement_timeout, a table dropped mid-scan)
+becomes a per-row error, never a failed scan.
 """
 
 from __future__ import annotations
