@@ -59,7 +59,6 @@ _THEN_SETVAL = sql.SQL(" ELSE s.last_value END THEN pg_catalog.setval(")
 _SETVAL_REST = sql.SQL("::regclass, m.hw::bigint, true) END AS new_last_value FROM ")
 _AS_S = sql.SQL(" AS s")
 _DATA_FUNCTION, _DATA_FUNCTION_CLOSE = sql.SQL("pg_catalog.pg_get_sequence_data("), sql.SQL("::regclass) AS s")
-_ONE = {True: sql.SQL("(SELECT max("), False: sql.SQL("(SELECT min(")}
 _ONE_FROM, _ONE_CLOSE = sql.SQL(") AS hw FROM "), sql.SQL(") AS m, ")
 # OFFSET 0 keeps the subquery from being pulled up into the outer query, where each of the two uses of
 # m.hw became an InitPlan of its own: every max() ran twice. (An aggregate subquery, the one-consumer
@@ -85,7 +84,7 @@ def _high_water_from(consumers: tuple[Consumer, ...], ascending: bool) -> list[s
     a shared sequence."""
     if len(consumers) == 1:
         (c,) = consumers
-        return [_ONE[ascending], sql.Identifier(c.column), _ONE_FROM, sql.Identifier(c.schema, c.table),
+        return [_AGG[ascending][1], sql.Identifier(c.column), _ONE_FROM, sql.Identifier(c.schema, c.table),
                 _ONE_CLOSE]
     return [_SEVERAL_OPEN, high_water_sql(consumers, ascending), _SEVERAL_CLOSE]
 
