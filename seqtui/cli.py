@@ -19,7 +19,7 @@ from .apply import SKIPPED, UNKNOWN, apply_plans
 from .audit import AuditError, AuditLog, default_path as default_audit_path
 from .config import ConfigError, load as load_config
 from .connect import ConnectError, Target, close_all, connect, open_helpers, resolve
-from .model import Report, exit_code
+from .model import Report, Status, exit_code
 from .repair import DEFAULT_LOCK_TIMEOUT, describe, oneliner, plans_from_verdicts, script
 from .scan import Scope, ScopeError, scan
 
@@ -237,7 +237,13 @@ def cmd_fix(args, target, config) -> int:
     with _connection(target) as conn, _helpers(args, target) as helpers:
         report = _scan(conn, args, target, config, helpers)
         plans = plans_from_verdicts(report.verdicts)
+        # Rows seqtui could not judge are not known to be healthy: say so, and never exit 0 over them.
+        unjudged = [v for v in report.verdicts if v.status in (Status.UNREADABLE, Status.TIMEOUT)]
         if not plans:
+            if unjudged:
+                print("nothing to fix among the sequences seqtui could read")
+                _warn_unjudged(unjudged)
+                return 1
             print("nothing to fix: no sequence is behind its data")
             return EXIT_OK
         if report.read_only_reason:
@@ -288,8 +294,17 @@ def cmd_fix(args, target, config) -> int:
     failed = [r for r in results if not r.ok]
     if failed:
         print(f"{len(failed)} of {len(results)} sequence(s) not fixed", file=sys.stderr)
-        return 1
-    return EXIT_OK
+    if unjudged:
+        _warn_unjudged(unjudged)
+    return 1 if failed or unjudged else EXIT_OK
+
+
+def _warn_unjudged(unjudged) -> None:
+    names = sorted({f"{v.consumer.schema}.{v.consumer.table}" if v.consumer else v.sequence.display_name
+                    for v in unjudged})
+    shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+    print(f"seqtui: {len(unjudged)} row(s) could not be judged (no privilege, or past --statement-timeout): "
+          f"{shown}; see seqtui check", file=sys.stderr)
 
 
 def cmd_tui(args, target, config) -> int:

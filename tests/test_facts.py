@@ -302,6 +302,32 @@ def test_missing_privileges_are_reported_per_row(db):
         db.execute(f"DROP OWNED BY {db.name}_ro; DROP ROLE {db.name}_ro")
 
 
+def test_fix_never_calls_rows_it_could_not_read_healthy(db):
+    """A sequence the role may not read cannot be judged: fix repairs what it can see, names the rest,
+    and does not exit 0 as if everything were healthy."""
+    role = f"{db.name}_blind"
+    db.execute(f"""
+        CREATE TABLE seen (id serial PRIMARY KEY); INSERT INTO seen VALUES (7);
+        CREATE TABLE unseen (id serial PRIMARY KEY); INSERT INTO unseen VALUES (9);
+        DROP ROLE IF EXISTS {role}; CREATE ROLE {role} LOGIN PASSWORD 'x';
+        GRANT SELECT, UPDATE ON seen, seen_id_seq, unseen TO {role}; GRANT UPDATE ON unseen_id_seq TO {role};
+    """)
+    url = make_conninfo(db.url, user=role, password="x")
+    try:
+        run = run_seqtui("fix", "--yes", url=url)
+        assert run.code == 1, run.text
+        assert "could not be judged" in run.err and "public.unseen" in run.err
+        assert db.insert_default("seen") == 8  # what it could see is fixed
+
+        db.execute("INSERT INTO seen VALUES (20)")
+        run = run_seqtui("fix", "--yes", "--table", "unseen", url=url)
+        assert run.code == 1 and "nothing to fix among the sequences seqtui could read" in run.out
+        assert db.next_value("public.unseen_id_seq") == 1  # neither judged nor moved
+        assert run_seqtui("fix", "--yes", "--table", "seen", url=url).code == 0  # all in scope is readable
+    finally:
+        db.execute(f"DROP OWNED BY {role}; DROP ROLE {role}")
+
+
 def test_read_only_session_reads_everything_and_refuses_to_fix(db):
     db.execute("CREATE TABLE t (id serial PRIMARY KEY); INSERT INTO t VALUES (3)")
     db.execute(f"ALTER DATABASE {db.name} SET default_transaction_read_only = on")
