@@ -99,7 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
                          description="Fix every behind sequence: one short transaction each, consumer tables "
                          "locked IN EXCLUSIVE MODE (writers wait, readers do not) under lock_timeout, state "
                          "re-read under the lock, sequence only ever moved forwards. Exit 0 when everything "
-                         "asked for is healthy, 1 when some sequence could not be fixed, 3 on errors.")
+                         "asked for is healthy, 1 when some sequence could not be fixed or judged, 3 on errors.")
     fix.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation (needed without a terminal)")
     fix.add_argument("--dry-run", action="store_true", help="show what would change and the SQL; change nothing")
     fix.add_argument("--table", metavar="T", action="append", default=[],
