@@ -4,6 +4,7 @@
     python bench/run.py --tables 100 1000 10000          # embedded server started for the run
     python bench/run.py --tables 1000 --dsn URL           # another server (needs CREATEDB)
     python bench/run.py --tables 1000 --latency-ms 10     # a server 10 ms of round trip away
+    python bench/run.py --tables 1000 --durable           # commits wait for the disk, as in production
 
 For each N it builds a database of N tables (40% behind serial, 20% ok, 10% empty, 10% identity behind,
 20% pairs sharing one sequence, behind) and times whole processes, median of --repeat runs:
@@ -181,12 +182,14 @@ def build(admin_url: str, dbname: str, n: int) -> str:
     return url
 
 
-def start_server(dsn: str | None) -> tuple[EmbeddedServer | None, str]:
-    """(server, admin URL): `dsn` as given, or else an embedded server started for the run."""
+def start_server(dsn: str | None, durable: bool = False) -> tuple[EmbeddedServer | None, str]:
+    """(server, admin URL): `dsn` as given, or else an embedded server started for the run. `durable`:
+    fsync and synchronous_commit on, as a production server has them (the embedded default trades
+    them for speed): every COMMIT then waits for its WAL to reach the disk."""
     if dsn:
         return None, dsn
     root = Path("/var/tmp" if os.geteuid() == 0 else tempfile.gettempdir()) / f"seqtui-bench-{os.getpid()}"
-    server = EmbeddedServer(root / "data", password=None)
+    server = EmbeddedServer(root / "data", password=None, fsync=durable)
     server.init()
     with open(server.data_dir / "postgresql.conf", "a") as conf:
         # the server-side baselines touch every table in one transaction
@@ -287,12 +290,17 @@ def main() -> int:
     parser.add_argument("--latency-ms", type=float, default=0,
                         help="round-trip time added between every contender and the server (a TCP proxy, "
                              "bench/latency.py): a server across a network instead of next door")
+    parser.add_argument("--durable", action="store_true",
+                        help="embedded server with fsync and synchronous_commit on, as in production (the "
+                             "default has them off): every COMMIT waits for the disk")
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "results.json"))
     args = parser.parse_args()
+    if args.durable and args.dsn:
+        parser.error("--durable applies to the embedded server; --dsn uses the server as it is configured")
 
     workdir = Path(tempfile.mkdtemp(prefix="seqtui-bench-"))
     psql = str(runnable_bin_dir() / "psql")
-    server, admin_url = start_server(args.dsn)
+    server, admin_url = start_server(args.dsn, durable=args.durable)
     try:
         all_results = []
         for n in args.tables:
@@ -301,7 +309,8 @@ def main() -> int:
         print_table(all_results)
         out = Path(args.out)
         out.parent.mkdir(parents=True, exist_ok=True)
-        meta = {"cpus": os.cpu_count(), "python": sys.version.split()[0], "repeat": args.repeat}
+        meta = {"cpus": os.cpu_count(), "python": sys.version.split()[0], "repeat": args.repeat,
+                "durable": args.durable}
         out.write_text(json.dumps({"meta": meta, "results": all_results}, indent=2))
         print(f"\nresults written to {out}")
     finally:
