@@ -17,8 +17,22 @@ after it did not run: they go first into the next batch.
 While the server runs a batch, the next one is composed (the client's share of a big fix: ~0.2 s of
 6,000). Only the composing happens ahead: a batch is sent once the replies of the one before are read.
 
+A batch waits once for its commits to reach disk, not once per sequence. Each transaction COMMITs, and
+on a durable server each COMMIT waits for the WAL to be flushed (and, with synchronous replication, for
+the standby): 0.2 ms a fix on this machine's disk, 1-2 ms on network storage, where the server-side
+loop it is compared with flushes once. So while a run of several sequences is applied, the session's
+synchronous_commit is `off`, and each batch ends with a small transaction that commits at the
+session's own level (it takes a transaction id so that its commit is flushed): it returns only when
+every commit before it is on disk, and outcomes are reported only after it. The per-sequence
+transactions are exactly the ones previewed; only when their commits are waited for changes.
+"Setting this parameter to off does not create any risk of database inconsistency" (PostgreSQL docs,
+synchronous_commit): a crash can lose only commits not yet flushed, and those were not reported. Each
+connection runs that last transaction once before its first batch: a server that refuses it (a role
+denied pg_logical_emit_message) gets transactions that wait for their own COMMIT, as when run alone.
+
 After a lost connection, every sequence of its batch in flight whose COMMIT was not acknowledged (up to
-a batch) is reported as unknown: it may or may not have been committed. The sequences not yet sent are
+a batch), or was acknowledged but not yet known to be on disk, is reported as unknown: it may or may
+not have been committed. The sequences not yet sent are
 skipped, on every connection. Ctrl+C while a batch runs cancels the statement running (on every
 connection), reports what the batches did, skips the rest and raises KeyboardInterrupt.
 
@@ -44,8 +58,8 @@ from psycopg import errors, sql
 from psycopg.pq import DiagnosticField, ExecStatus, PGconn, TransactionStatus
 
 from .model import SequenceState, next_value
-from .repair import (DEFAULT_LOCK_TIMEOUT, DEFAULT_STATEMENT_TIMEOUT, FixPlan, locked_tables,
-                     transaction_statements)
+from .repair import (COMMITS_ON_DISK, DEFAULT_LOCK_TIMEOUT, DEFAULT_STATEMENT_TIMEOUT, FixPlan,
+                     locked_tables, transaction_statements)
 
 FIXED, UNCHANGED, FAILED, SKIPPED, UNKNOWN = "fixed", "unchanged", "failed", "skipped", "unknown"
 
@@ -128,6 +142,22 @@ class _Pace:
 
     def batch_size(self) -> int:
         return batch_size(self.round_trip, self.busy / self.plans if self.plans and self.busy else None)
+
+
+def _can_wait_once(conn: psycopg.Connection) -> bool:
+    """Whether the batches on `conn` may commit without waiting and wait once at their end: the server
+    ran COMMITS_ON_DISK (once, here). If it refused, the fixes wait for their own COMMITs. Ctrl+C is
+    raised; a connection that failed is left to the first batch, which reports what was not sent."""
+    if conn.closed:
+        return False
+    replies, _sent, problem = _exchange(conn, _SEPARATOR.join(COMMITS_ON_DISK).as_bytes(conn))
+    if isinstance(problem, KeyboardInterrupt):
+        raise problem
+    if _committed(replies, len(COMMITS_ON_DISK)):
+        return True
+    if not conn.closed and conn.info.transaction_status == TransactionStatus.INERROR:
+        _rollback(conn)
+    return False
 
 
 def _round_trip(conn: psycopg.Connection) -> float | None:
@@ -252,6 +282,7 @@ class _Run:
         round_trip = _round_trip(conn) if helper or len(self.todo) > BATCH_SIZE else None
         if helper and round_trip is None:
             return
+        wait_once = _can_wait_once(conn)
         pace = _Pace(round_trip) if round_trip is not None else None
         ahead: _Batch | None = None  # the next batch, composed while the server ran the one before
 
@@ -260,7 +291,8 @@ class _Run:
             with self.lock:
                 upcoming = list(islice(self.todo, pace.batch_size() if pace else BATCH_SIZE))
             try:
-                ahead = _compose(conn, upcoming, plans, lock_timeout, statement_timeout) if upcoming else None
+                ahead = (_compose(conn, upcoming, plans, lock_timeout, statement_timeout, wait_once)
+                         if upcoming else None)
             except Exception:  # not while replies are pending: composed again before sending, it raises there
                 ahead = None
 
@@ -278,7 +310,7 @@ class _Run:
                     size = pace.batch_size() if pace else BATCH_SIZE
                     batch, composed = [todo.popleft() for _ in range(min(size, len(todo)))], None
             if composed is None:
-                composed = _compose(conn, batch, plans, lock_timeout, statement_timeout)
+                composed = _compose(conn, batch, plans, lock_timeout, statement_timeout, wait_once)
             ahead = None
             started = time.perf_counter()
             outcomes, stop = _apply_batch(conn, composed, compose_ahead)
@@ -342,25 +374,31 @@ _SEPARATOR = sql.SQL(";\n")
 @dataclass(frozen=True)
 class _Batch:
     """A batch ready to send: its plans (and their indexes in the caller's list), each plan's
-    statements, the lock_timeout they set, and the query string holding them all, or why it could not
-    be composed."""
+    statements, the lock_timeout they set, whether its commits are waited for once at its end
+    (COMMITS_ON_DISK, last in the string) or each by itself, and the query string holding them all, or
+    why it could not be composed."""
     indexes: list[int]
     plans: list[FixPlan]
     statements: list[list[sql.Composable]]
     lock_timeout: float
+    wait_once: bool
     query: bytes | None
     problem: psycopg.OperationalError | None = None
 
 
 def _compose(conn: psycopg.Connection, indexes: list[int], plans: list[FixPlan], lock_timeout: float,
-             statement_timeout: float) -> _Batch:
+             statement_timeout: float, wait_once: bool) -> _Batch:
     batch = [plans[i] for i in indexes]
-    statements = [transaction_statements(plan, lock_timeout, statement_timeout) for plan in batch]
+    statements = [transaction_statements(plan, lock_timeout, statement_timeout, alone=not wait_once)
+                  for plan in batch]
+    parts = [stmt for stmts in statements for stmt in stmts]
+    if wait_once:
+        parts += COMMITS_ON_DISK
     try:
-        query = _SEPARATOR.join([stmt for stmts in statements for stmt in stmts]).as_bytes(conn)
+        query = _SEPARATOR.join(parts).as_bytes(conn)
     except psycopg.OperationalError as exc:  # quoting names needs the connection: it is closed
-        return _Batch(indexes, batch, statements, lock_timeout, None, exc)
-    return _Batch(indexes, batch, statements, lock_timeout, query)
+        return _Batch(indexes, batch, statements, lock_timeout, wait_once, None, exc)
+    return _Batch(indexes, batch, statements, lock_timeout, wait_once, query)
 
 
 def _apply_batch(conn: psycopg.Connection, composed: _Batch,
@@ -384,6 +422,8 @@ def _apply_batch(conn: psycopg.Connection, composed: _Batch,
             break
         results.append(_outcome(plan, mine[-2]))
     if len(results) == len(batch):
+        if composed.wait_once:  # the batch's last replies are those of COMMITS_ON_DISK
+            results = _on_disk(conn, results, replies[start:], problem)
         return results, (_Stop(_LOST) if conn.closed else interrupted)
     failing = batch[len(results)]
     error = next((r for r in replies if r.status == ExecStatus.FATAL_ERROR), None)
@@ -391,8 +431,13 @@ def _apply_batch(conn: psycopg.Connection, composed: _Batch,
             and conn.info.transaction_status == TransactionStatus.INERROR):
         # The usual failure: a statement of `failing` raised an error and its transaction is aborted.
         _rollback(conn)
-        results.append(_failure(conn, failing, _error(error, conn.info.encoding), composed.lock_timeout))
-        return results, interrupted
+        failure = _failure(conn, failing, _error(error, conn.info.encoding), composed.lock_timeout)
+        if composed.wait_once:  # the server skipped the rest of the string, COMMITS_ON_DISK included
+            results, late = _wait_for_disk(conn, results)
+            if interrupted is None and isinstance(late, KeyboardInterrupt):
+                interrupted = _Stop(_INTERRUPTED, late)
+        return [*results, failure], (_Stop(_LOST, interrupted and interrupted.interrupt) if conn.closed
+                                     else interrupted)
     # The connection was lost, or the session is in a state we cannot account for (then we close it, so
     # that nothing more runs on it): every plan of the string without an acknowledged COMMIT may or may
     # not have been committed, and is reported unknown. If the string never fully left, the server cannot
@@ -406,6 +451,8 @@ def _apply_batch(conn: psycopg.Connection, composed: _Batch,
     else:
         conn.close()
         what = f"connection closed after an unexpected reply ({cause})"
+    if composed.wait_once:
+        results = _unconfirmed(results, what)
     for plan in batch[len(results):]:
         if sent:
             results.append(FixResult(plan, UNKNOWN, plan.next_value, None,
@@ -413,6 +460,42 @@ def _apply_batch(conn: psycopg.Connection, composed: _Batch,
         else:
             results.append(FixResult(plan, SKIPPED, plan.next_value, None, f"not attempted: {_LOST} ({cause})"))
     return results, _Stop(_LOST, interrupted.interrupt if interrupted else None)
+
+
+def _unconfirmed(results: list[FixResult], why: str) -> list[FixResult]:
+    """The results with every fix committed but not known to be on disk (COMMITS_ON_DISK did not
+    return) reported unknown: a crash of the server since would have undone it."""
+    return [FixResult(r.plan, UNKNOWN, r.before, None,
+                      f"committed, but not known to be on disk ({why}); a server crash would have undone "
+                      "it: re-run check") if r.outcome == FIXED else r
+            for r in results]
+
+
+def _on_disk(conn: psycopg.Connection, results: list[FixResult], replies: list,
+             problem: BaseException | None) -> list[FixResult]:
+    """The results, given the replies to COMMITS_ON_DISK sent after them (and why its exchange ended
+    early, if it did): the fixes it did not confirm on disk are reported unknown."""
+    if _committed(replies, len(COMMITS_ON_DISK)) or not any(r.outcome == FIXED for r in results):
+        return results
+    error = next((r for r in replies if r.status == ExecStatus.FATAL_ERROR), None)
+    if not conn.closed and conn.info.transaction_status == TransactionStatus.INERROR:
+        _rollback(conn)  # cancelled (Ctrl+C) while it waited, say
+    if problem is not None:
+        why = _first_line(problem) if not isinstance(problem, KeyboardInterrupt) else _INTERRUPTED
+    else:
+        why = _first_line(_error(error, conn.info.encoding)) if error else "no reply from the server"
+    return _unconfirmed(results, why)
+
+
+def _wait_for_disk(conn: psycopg.Connection, results: list[FixResult]) -> tuple[list[FixResult], BaseException | None]:
+    """COMMITS_ON_DISK on its own, after a failure made the server skip the one at the end of the batch:
+    the results as _on_disk() gives them, and why the exchange ended early (Ctrl+C, a lost connection)."""
+    if not any(r.outcome == FIXED for r in results):
+        return results, None  # nothing was written
+    if conn.closed:
+        return _unconfirmed(results, _LOST), None
+    replies, _sent, problem = _exchange(conn, _SEPARATOR.join(COMMITS_ON_DISK).as_bytes(conn))
+    return _on_disk(conn, results, replies, problem), problem
 
 
 def _exchange(conn: psycopg.Connection, query: bytes,

@@ -231,7 +231,7 @@ def _confirm(count: int) -> bool:
 
 
 def cmd_fix(args, target, config) -> int:
-    from .repair import rendered_statements
+    from .repair import rendered_commits_on_disk, rendered_statements
 
     # --jobs: the same connections measure, then fix
     with _connection(target) as conn, _helpers(args, target) as helpers:
@@ -258,6 +258,9 @@ def cmd_fix(args, target, config) -> int:
             for plan in fixable:
                 print()
                 print("\n".join(rendered_statements(plan, args.lock_timeout, args.statement_timeout)))
+            if fixable:
+                print("\n-- then, once per batch of fixes, a wait until their commits are on disk:")
+                print("\n".join(rendered_commits_on_disk()))
             print("\ndry run: nothing changed")
             return EXIT_OK
         if fixable and not args.yes:

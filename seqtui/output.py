@@ -28,7 +28,7 @@ LEVEL_STYLE = {CapacityLevel.OK: "", CapacityLevel.WARNING: "yellow", CapacityLe
 def fix_sql(plan: FixPlan | None) -> str | None:
     if plan is None or not plan.fixable:
         return None
-    return "\n".join(rendered_statements(plan))
+    return "\n".join(rendered_statements(plan, alone=True))  # a transaction someone may run by itself
 
 
 def plans_by_sequence(report: Report) -> dict[int, FixPlan]:

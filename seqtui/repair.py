@@ -146,13 +146,33 @@ def statement_timeout_statement(seconds: float) -> sql.Composed:
 
 
 _BEGIN, _COMMIT = sql.SQL("BEGIN"), sql.SQL("COMMIT")
+# A fix run with others (by apply.py, or a script) does not wait for its own COMMIT to reach disk: on a
+# durable server each wait is a WAL flush (0.2 ms on a local disk, 1-2 ms on network storage, a round trip
+# to a synchronous standby), thousands of them after a restore. LOCAL, so that the setting ends with the
+# transaction, even behind a transaction-mode pooler. The run then waits once, with
+# COMMITS_ON_DISK. A crash before that can only undo commits not yet reported: "setting this parameter
+# to off does not create any risk of database inconsistency" (PostgreSQL docs, synchronous_commit).
+_NO_COMMIT_WAIT = sql.SQL("SET LOCAL synchronous_commit = off")
+# After a run of fixes: a transaction that writes one WAL record and commits at the session's own
+# synchronous_commit level, so its COMMIT returns once that record, and with it every commit before it, is
+# on disk (and on synchronous standbys). The record is a logical decoding message (prefix 'seqtui', empty):
+# a no-op for the server, which any role may write, at any wal_level, from PostgreSQL 9.6 on. (A
+# transaction that writes no WAL, say one that only takes a transaction id, does not wait for the disk
+# whatever synchronous_commit says: its commit is flushed in the background.)
+COMMITS_ON_DISK: tuple[sql.Composable, ...] = (
+    _BEGIN, sql.SQL("SELECT pg_catalog.pg_logical_emit_message(true, 'seqtui', '')"), _COMMIT)
 
 
 def transaction_statements(plan: FixPlan, lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
-                           statement_timeout: float = DEFAULT_STATEMENT_TIMEOUT) -> list[sql.Composable]:
-    """The whole safe fix of one sequence: the statements apply.py runs, in order."""
-    return [_BEGIN, lock_timeout_statement(lock_timeout), statement_timeout_statement(statement_timeout),
-            *lock_statements(plan.consumers), fix_statement(plan.sequence, plan.consumers), _COMMIT]
+                           statement_timeout: float = DEFAULT_STATEMENT_TIMEOUT, *,
+                           alone: bool = False) -> list[sql.Composable]:
+    """The whole safe fix of one sequence: the statements apply.py runs, in order. `alone`: the
+    transaction is run by itself (a psql one-liner, check --json's fix_sql) and waits for its own COMMIT
+    to reach disk; otherwise it is one of a run, followed by COMMITS_ON_DISK."""
+    opening = [_BEGIN, lock_timeout_statement(lock_timeout), statement_timeout_statement(statement_timeout)]
+    if not alone:
+        opening.append(_NO_COMMIT_WAIT)
+    return [*opening, *lock_statements(plan.consumers), fix_statement(plan.sequence, plan.consumers), _COMMIT]
 
 
 def render(stmt: sql.Composable) -> str:
@@ -160,29 +180,26 @@ def render(stmt: sql.Composable) -> str:
 
 
 @lru_cache(maxsize=16)
-def _rendered_shared(lock_timeout: float, statement_timeout: float) -> tuple[tuple[str, ...], str]:
-    """The rendered statements every plan's transaction opens and ends with (BEGIN, the two SET LOCAL;
+def _rendered_shared(lock_timeout: float, statement_timeout: float, alone: bool) -> tuple[tuple[str, ...], str]:
+    """The rendered statements every plan's transaction opens and ends with (BEGIN, the SET LOCALs;
     COMMIT): rendered once, not once per sequence (a third of a 6,000-fix script's rendering)."""
     opening = [_BEGIN, lock_timeout_statement(lock_timeout), statement_timeout_statement(statement_timeout)]
+    if not alone:
+        opening.append(_NO_COMMIT_WAIT)
     return tuple(render(s) + ";" for s in opening), render(_COMMIT) + ";"
 
 
 def rendered_statements(plan: FixPlan, lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
-                        statement_timeout: float = DEFAULT_STATEMENT_TIMEOUT) -> list[str]:
+                        statement_timeout: float = DEFAULT_STATEMENT_TIMEOUT, *, alone: bool = False) -> list[str]:
     """transaction_statements() as previews and scripts print them: rendered, each ending in ";"."""
-    opening, commit = _rendered_shared(lock_timeout, statement_timeout)
-    own = transaction_statements(plan, lock_timeout, statement_timeout)[len(opening):-1]
+    opening, commit = _rendered_shared(lock_timeout, statement_timeout, alone)
+    own = transaction_statements(plan, lock_timeout, statement_timeout, alone=alone)[len(opening):-1]
     return [*opening, *(render(s) + ";" for s in own), commit]
 
 
-_STATEMENT_SEPARATOR = sql.SQL(";\n")
-
-
-def transaction_sql(plan: FixPlan, lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
-                    statement_timeout: float = DEFAULT_STATEMENT_TIMEOUT) -> sql.Composed:
-    """The whole transaction as one query string, exactly as the script prints it. Sent as one message
-    (simple query protocol): one round trip per sequence, and an error skips the rest, COMMIT included."""
-    return _STATEMENT_SEPARATOR.join(transaction_statements(plan, lock_timeout, statement_timeout))
+def rendered_commits_on_disk() -> list[str]:
+    """COMMITS_ON_DISK as previews and scripts print it."""
+    return [render(s) + ";" for s in COMMITS_ON_DISK]
 
 
 def plans_from_verdicts(verdicts, *, include_all: bool = False) -> list[FixPlan]:
@@ -243,6 +260,9 @@ def script(plans: list[FixPlan], lock_timeout: float = DEFAULT_LOCK_TIMEOUT, hea
         out += rendered_statements(plan, lock_timeout, statement_timeout)
         if plan.sequence.cache > 1:
             out.append(f"-- CACHE {plan.sequence.cache}: recycle connection pools after this fix.")
+    if any(plan.fixable for plan in plans):
+        out += ["", "-- The fixes above commit without waiting for the disk (synchronous_commit off);",
+                "-- this waits once until every one of them is on disk.", *rendered_commits_on_disk()]
     return "\n".join(out) + "\n"
 
 
@@ -252,6 +272,6 @@ def oneliner(plan: FixPlan, lock_timeout: float = DEFAULT_LOCK_TIMEOUT, url_var:
     One -c per statement (psql runs them in one session, so BEGIN ... COMMIT holds) and ON_ERROR_STOP,
     so a lock timeout stops before the setval and exits non-zero."""
     parts = [f'psql "${url_var}"', "-v", "ON_ERROR_STOP=1"]
-    for stmt in rendered_statements(plan, lock_timeout, statement_timeout):
+    for stmt in rendered_statements(plan, lock_timeout, statement_timeout, alone=True):
         parts += ["-c", shlex.quote(stmt[:-1])]  # psql -c takes a statement without its ";"
     return " ".join(parts)

@@ -46,6 +46,11 @@ class Server:
 
 def start_embedded(tmp_root: Path, password: str | None = PASSWORD) -> EmbeddedServer:
     server = EmbeddedServer(tmp_root / f"pg-{uuid.uuid4().hex[:8]}", password=password)
+    server.init()
+    with open(server.data_dir / "postgresql.conf", "a") as conf:
+        # as production servers do (the embedded default is off): a COMMIT waits for its WAL flush, so
+        # the tests see fix's commits waited for once per batch (fsync stays off: the flush is cheap)
+        conf.write("synchronous_commit = on\n")
     server.start()
     return server
 

@@ -125,6 +125,66 @@ def test_each_batch_is_composed_while_the_server_runs_the_one_before(db, batches
     assert composed == [(names[0:3], False), (names[3:6], True), (names[6:8], True)]
 
 
+@pytest.fixture
+def lazy_wal_writer(db):
+    """The WAL writer waits 10 s between its flushes (its longest), so that in a test nothing but the
+    fixes' own commits flushes the WAL."""
+    db.execute("ALTER SYSTEM SET wal_writer_delay = '10s'")
+    db.execute("SELECT pg_reload_conf()")
+    try:
+        yield
+    finally:
+        db.execute("ALTER SYSTEM RESET wal_writer_delay")
+        db.execute("SELECT pg_reload_conf()")
+
+
+@pytest.mark.parametrize("locked, refused", [((), False), ((4,), False), ((4,), True)])
+def test_every_fix_is_on_disk_before_it_is_reported(db, batches, lazy_wal_writer, locked, refused):
+    """The fixes of a batch commit without waiting for the disk, and the batch waits once at its end (after
+    a failed plan, on its own): no fix is reported before the WAL holding its setval is flushed, so a
+    server crash cannot undo a fix reported done. Seen from another session while each result is
+    reported: the sequence page's LSN against the WAL flushed so far. `refused`: a role may not write the
+    record that the wait once needs (pg_logical_emit_message): every fix waits for its own COMMIT."""
+    db.execute("CREATE EXTENSION pageinspect")  # shipped with PostgreSQL (contrib)
+    names = make_tables(db, 8)
+    url = db.url
+    if refused:
+        role = f"{db.name}_fixer"
+        db.execute(f"DROP ROLE IF EXISTS {role}; CREATE ROLE {role} LOGIN PASSWORD 'x'; "
+                   f"GRANT SELECT, UPDATE ON {', '.join(names)} TO {role}; "
+                   f"GRANT SELECT, UPDATE ON {', '.join(f'{t}_id_seq' for t in names)} TO {role}")
+        for (function,) in db.execute("SELECT oid::regprocedure::text FROM pg_proc "
+                                      "WHERE proname = 'pg_logical_emit_message'").fetchall():
+            db.execute(f"REVOKE EXECUTE ON FUNCTION {function} FROM PUBLIC")
+        url = make_conninfo(db.url, user=role, password="x")
+    holder = psycopg.connect(db.url)  # holds the locked tables while the fix runs
+    for i in locked:
+        holder.execute(f"LOCK TABLE {names[i]} IN ROW EXCLUSIVE MODE")
+    on_disk = {}
+
+    def check(result):
+        if result.outcome == "fixed":
+            on_disk[result.plan.consumers[0].table] = db.scalar(
+                "SELECT (page_header(get_raw_page(%s::oid::regclass::text, 0))).lsn <= pg_current_wal_flush_lsn()",
+                (result.plan.sequence.oid,))
+
+    try:
+        with connect(resolve(url)) as conn:
+            assert conn.execute("SHOW synchronous_commit").fetchone()[0] != "off"  # as the server has it
+            results = apply_plans(conn, plans_for(conn), lock_timeout=0.2, on_result=check)
+            # the session's own setting is untouched: each fix turned it off for its transaction only
+            assert conn.execute("SHOW synchronous_commit").fetchone()[0] != "off"
+    finally:
+        holder.close()
+        if refused:
+            db.execute(f"DROP OWNED BY {role}; DROP ROLE {role}")
+    assert [r.outcome for r in results] == ["failed" if i in locked else "fixed" for i in range(8)]
+    assert on_disk == {name: True for i, name in enumerate(names) if i not in locked}
+    for i, name in enumerate(names):
+        if i not in locked:
+            assert db.insert_default(name) == HW + 1
+
+
 def test_a_fix_refused_for_another_reason_fails_alone(db, batches):
     """A privilege revoked between the scan and the fix: its setval fails inside the batch."""
     names = make_tables(db, 5)
@@ -163,7 +223,9 @@ def test_statement_timeout_inside_a_batch_fails_only_that_plan(db, batches):
 
 def test_backend_killed_while_a_batch_waits_reports_unknown_then_skipped(db, batches):
     """Batch [t03, t04, t05] waits on t04's lock when the backend dies. The client cannot know what the
-    server ran of that batch: whatever has no acknowledged COMMIT is unknown; t06 was never sent."""
+    server ran of that batch, nor whether what it committed reached disk: every plan of it is unknown,
+    t03 too, though it committed before the LOCK of t04 (its batch never got to wait for the disk);
+    t06 was never sent."""
     names = make_tables(db, 7)
     holder = psycopg.connect(db.url)
     holder.execute("LOCK TABLE t04 IN ROW EXCLUSIVE MODE")
@@ -193,13 +255,12 @@ def test_backend_killed_while_a_batch_waits_reports_unknown_then_skipped(db, bat
     assert seen == results and [r.plan for r in results] == plans
     assert batches == [["t00", "t01", "t02"], ["t03", "t04", "t05"]]  # nothing sent after the loss
     outcomes = [r.outcome for r in results]
-    assert outcomes[:3] == ["fixed"] * 3
-    # t03 ran before t04's LOCK; whether its acknowledgement reached the client first is up to the server
-    assert outcomes[3] in ("fixed", "unknown")
-    assert outcomes[4:] == ["unknown", "unknown", "skipped"]
+    assert outcomes == ["fixed"] * 3 + ["unknown"] * 3 + ["skipped"]
+    # whether t03's COMMIT acknowledgement reached the client before the backend died is up to the server
+    assert results[3].reason.startswith(("connection lost during the fix (",
+                                         "committed, but not known to be on disk (connection lost during "))
     for r in results[3:6]:
-        if r.outcome == "unknown":
-            assert r.reason.startswith("connection lost during the fix (") and "re-run check" in r.reason
+        assert "connection lost during the fix (" in r.reason and r.reason.endswith("re-run check")
     assert results[6].reason == "not attempted: the connection was lost"
     after = next_values(db, names)
     # nothing reported fixed that did not move; t04 waited for its lock and t05 was behind it: neither ran

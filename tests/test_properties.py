@@ -87,23 +87,24 @@ def test_oneliner_survives_a_real_shell_for_any_identifier(fake_psql, schema, na
     assert proc.returncode == 0, proc.stderr
     argv = json.loads(proc.stdout)
     expected = ["postgresql://example/db", "-v", "ON_ERROR_STOP=1"]
-    for stmt in transaction_statements(plan):
+    for stmt in transaction_statements(plan, alone=True):  # run by itself: it waits for its own COMMIT
         expected += ["-c", render(stmt)]
     assert argv == expected
+    assert "synchronous_commit" not in line
 
 
 @settings(max_examples=100, deadline=None)
 @given(schema=identifiers, name=identifiers, tables=st.lists(identifiers, min_size=1, max_size=3),
        descending=st.booleans(), lock_timeout=st.sampled_from([0.2, 1.0, 5.0, 12.5]),
-       statement_timeout=st.sampled_from([0.5, 10.0, 60.0]))
+       statement_timeout=st.sampled_from([0.5, 10.0, 60.0]), alone=st.booleans())
 def test_rendered_statements_are_the_statements_rendered(schema, name, tables, descending, lock_timeout,
-                                                         statement_timeout):
+                                                         statement_timeout, alone):
     """The previews' and scripts' text (shared statements rendered once) is exactly what apply runs."""
     seq = make_seq(name=name, schema=schema, inc=-1 if descending else 1, lo=-100 if descending else 1)
     plan = FixPlan(seq, tuple(make_consumer(t, "id", schema) for t in tables), 1, 10)
     for _ in range(2):  # the second time from the cache
-        assert rendered_statements(plan, lock_timeout, statement_timeout) == [
-            render(s) + ";" for s in transaction_statements(plan, lock_timeout, statement_timeout)]
+        assert rendered_statements(plan, lock_timeout, statement_timeout, alone=alone) == [
+            render(s) + ";" for s in transaction_statements(plan, lock_timeout, statement_timeout, alone=alone)]
 
 
 @settings(max_examples=200, deadline=None)

@@ -340,7 +340,10 @@ async def test_c_copies_the_one_liner_of_the_current_row(db, tmp_path):
         await pilot.press("s")
         await until(pilot, lambda: isinstance(app.screen, CopyScreen), "the script panel")
         assert "public.a_id_seq" in app.clipboard and "public.b_id_seq" in app.clipboard
-        assert app.clipboard.count("COMMIT;") == 2
+        assert app.clipboard.count("pg_catalog.setval(") == 2
+        # a transaction per sequence, then the one wait for all their commits to reach disk
+        assert app.clipboard.count("COMMIT;") == 3
+        assert app.clipboard.endswith("SELECT pg_catalog.pg_logical_emit_message(true, 'seqtui', '');\nCOMMIT;\n")
 
 
 async def test_filter_by_name_and_status(db, tmp_path):

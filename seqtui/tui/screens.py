@@ -12,7 +12,7 @@ from textual.widgets import Button, Static, TextArea
 
 from ..apply import FIXED, UNCHANGED, FixResult
 from ..output import fmt_int
-from ..repair import DEFAULT_STATEMENT_TIMEOUT, FixPlan, rendered_statements
+from ..repair import DEFAULT_STATEMENT_TIMEOUT, FixPlan, rendered_commits_on_disk, rendered_statements
 
 
 def preview_text(plans: list[FixPlan], nothing: list[str], lock_timeout: float,
@@ -42,6 +42,10 @@ def preview_text(plans: list[FixPlan], nothing: list[str], lock_timeout: float,
             out.append("  " + stmt + "\n", style="cyan")
         if seq.cache > 1:
             out.append(f"  CACHE {seq.cache}: recycle connection pools afterwards.\n", style="yellow")
+    if fixable:
+        out.append("\nThen, once per batch of fixes, a wait until their commits are on disk:\n", style="dim")
+        for stmt in rendered_commits_on_disk():
+            out.append("  " + stmt + "\n", style="cyan")
     if nothing:
         out.append("\nNothing to fix for:\n", style="bold")
         for line in nothing:
