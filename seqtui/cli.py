@@ -98,7 +98,8 @@ def build_parser() -> argparse.ArgumentParser:
     fix = sub.add_parser("fix", parents=[conn], help="fix behind sequences (forward only, under short locks)",
                          description="Fix every behind sequence: one short transaction each, consumer tables "
                          "locked IN EXCLUSIVE MODE (writers wait, readers do not) under lock_timeout, state "
-                         "re-read under the lock, sequence only ever moved forwards. Exit 0 when everything "
+                         "re-read under the lock, sequence only ever moved forwards. Commits are waited for once per "
+                         "batch, and a result printed only once its commit is on disk. Exit 0 when everything "
                          "asked for is healthy, 1 when some sequence could not be fixed or judged, 3 on errors.")
     fix.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation (needed without a terminal)")
     fix.add_argument("--dry-run", action="store_true", help="show what would change and the SQL; change nothing")
