@@ -282,7 +282,9 @@ class _Run:
         round_trip = _round_trip(conn) if helper or len(self.todo) > BATCH_SIZE else None
         if helper and round_trip is None:
             return
-        wait_once = _can_wait_once(conn)
+        with self.lock:
+            pending = bool(self.todo)
+        wait_once = pending and _can_wait_once(conn)  # nothing to send: nothing to write either
         pace = _Pace(round_trip) if round_trip is not None else None
         ahead: _Batch | None = None  # the next batch, composed while the server ran the one before
 

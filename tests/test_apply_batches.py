@@ -291,6 +291,20 @@ def test_callback_failure_stops_after_reporting_the_batch_it_knows(db, batches):
     assert next_values(db, names) == [HW + 1] * 3 + [1, 1]
 
 
+def test_with_nothing_to_send_nothing_is_sent_or_written(db, monkeypatch):
+    """Only plans setval cannot help: not a statement goes to the server, the wait for the disk included
+    (it writes a WAL record)."""
+    db.execute("CREATE SEQUENCE s AS smallint; CREATE TABLE t (id smallint DEFAULT nextval('s') PRIMARY KEY); "
+               "INSERT INTO t VALUES (32767)")
+    sent = []
+    real = apply._exchange
+    monkeypatch.setattr(apply, "_exchange", lambda conn, query, *a: sent.append(query) or real(conn, query, *a))
+    with connect(resolve(db.url)) as conn:
+        (result,) = apply_plans(conn, plans_for(conn))
+    assert result.outcome == "failed" and "widen" in result.reason
+    assert sent == []
+
+
 def test_unfixable_plans_keep_their_place_and_touch_nothing(db, batches):
     make_tables(db, 4)
     db.execute("CREATE SEQUENCE t01x_seq AS smallint; "
