@@ -74,6 +74,18 @@ def server_info(conn: psycopg.Connection) -> ServerInfo:
                       read_only=row[5])
 
 
+@dataclass(frozen=True)
+class Room:
+    sequences: int        # user and system sequences alike: a cheap measure of the scan ahead
+    free_slots: int       # connections ordinary roles may still open (max_connections less reserved, used)
+    max_connections: int
+
+
+def room(conn: psycopg.Connection) -> Room:
+    """The database's size and the server's free connection slots, in one small query (room.sql)."""
+    return Room(*conn.execute(load_sql("room.sql")).fetchone())
+
+
 def _consumer_kind(has_default: bool, owned: bool, identity: str) -> str:
     if identity == "a":
         return "identity always"

@@ -62,7 +62,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--jobs", "-j", metavar="N", type=_positive(int),
                    help="work on N connections at once, like pg_dump -j: faster on big databases, at the "
                         "cost of N-1 more connections (check and sql: while measuring; fix: while measuring "
-                        "and fixing; the UI: for its first scan only; default: 1)")
+                        "and fixing; the UI: for its first scan only; default: 1, and for the UI's first "
+                        "scan of a database with 2,000 sequences or more a second one if the server has "
+                        "room, never waited for)")
     g.add_argument("--statement-timeout", metavar="SECONDS", type=_positive(float),
                    help="limit for each high-water query, and for each statement of a fix while it holds "
                         "its locks (default: 10)")
@@ -163,7 +165,8 @@ def _scanning():
 def _helpers(args, target: Target):
     """The --jobs connections besides the main one, open for the block. Fewer than asked for is a
     warning, not an error."""
-    helpers, why = open_helpers(target, args.jobs) if args.jobs > 1 else ([], None)
+    jobs = args.jobs or 1  # not given: one (the UI alone reads None as "a spare on a big database")
+    helpers, why = open_helpers(target, jobs) if jobs > 1 else ([], None)
     if why:
         print(f"seqtui: --jobs {args.jobs}: working on {len(helpers) + 1} connection(s), since another "
               f"one could not be opened: {why}", file=sys.stderr)
@@ -325,7 +328,7 @@ def cmd_demo(args) -> int:
     return demo.main(args)
 
 
-COMMON_DEFAULTS = {"dsn": None, "config": None, "schema": [], "statement_timeout": 10.0, "jobs": 1,
+COMMON_DEFAULTS = {"dsn": None, "config": None, "schema": [], "statement_timeout": 10.0, "jobs": None,
                    "interval": 2.0, "read_only": False, "audit_log": None}
 
 

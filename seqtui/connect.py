@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import os
 import re
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 import psycopg
@@ -182,6 +184,48 @@ def open_helpers(target: Target, jobs: int) -> tuple[list[psycopg.Connection], s
         except ConnectError as exc:
             return helpers, str(exc)
     return helpers, None
+
+
+class SpareConnection:
+    """One more connection, opened on a thread of its own, for work that can use it but must never
+    wait for it. take() gives it once, if it is open by then, and None otherwise; close() closes it,
+    taken or not, or has the thread close it when it opens at last (a pooler may keep a client
+    waiting). A connection refused (max_connections, a role's CONNECTION LIMIT) is simply not there."""
+
+    def __init__(self, target: Target, opener: Callable[[Target], psycopg.Connection] | None = None) -> None:
+        self._lock = threading.Lock()
+        self._conn: psycopg.Connection | None = None
+        self._state = "opening"  # -> ready -> taken, or -> closed at any time
+        self._thread = threading.Thread(target=self._open, args=(target, opener or connect),
+                                        name="seqtui-spare", daemon=True)
+        self._thread.start()
+
+    def _open(self, target: Target, opener) -> None:
+        try:
+            conn = opener(target)
+        except (ConnectError, psycopg.Error):
+            with self._lock:
+                if self._state == "opening":
+                    self._state = "closed"
+            return
+        with self._lock:
+            if self._state == "opening":
+                self._conn, self._state = conn, "ready"
+                return
+        close_all([conn])  # given up on meanwhile
+
+    def take(self) -> psycopg.Connection | None:
+        with self._lock:
+            if self._state != "ready":
+                return None
+            self._state = "taken"
+            return self._conn
+
+    def close(self) -> None:
+        with self._lock:
+            conn, self._conn, self._state = self._conn, None, "closed"
+        if conn is not None:
+            close_all([conn])
 
 
 def close_all(conns) -> None:

@@ -19,7 +19,7 @@ def run(*, target, config, args, status_line: Callable[[], str | None] | None = 
 
     conn = connect(target)
     first = FirstScan(conn, ui_scope(target, config, args.schema, args.statement_timeout), target,
-                      jobs=getattr(args, "jobs", 1)).start()
+                      jobs=getattr(args, "jobs", None)).start()
     try:
         from .app import SeqtuiApp
 

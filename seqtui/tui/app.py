@@ -167,7 +167,7 @@ class SeqtuiApp(App[int]):
                  live: bool = True, backoff: tuple[float, float] = BACKOFF,
                  clock: Callable[[], datetime] = datetime.now,
                  display_database: dict | None = None, audit_log: str | None = None,
-                 full_every: float = 30.0, jobs: int = 1, first_scan: FirstScan | None = None) -> None:
+                 full_every: float = 30.0, jobs: int | None = 1, first_scan: FirstScan | None = None) -> None:
         """`live=False` refreshes only at start and on `r` (snapshots, tests). `clock` gives the
         time shown as "refreshed at"; `display_database` overrides the database facts in the header.
         Both exist so that screenshots and snapshot tests are stable. Automatic refreshes re-measure
@@ -354,7 +354,7 @@ class SeqtuiApp(App[int]):
     def _open_helpers(self) -> list[psycopg.Connection]:
         """The first scan's extra connections (--jobs), from the worker thread. Fewer than asked for
         is a notice: the scan goes on with those it has."""
-        if self.jobs <= 1:
+        if (self.jobs or 1) <= 1:  # None: the spare of a FirstScan only (first_scan.py)
             return []
         helpers, why = open_helpers(self.target, self.jobs)
         if why:

@@ -1,0 +1,139 @@
+"""The UI's first scan of a big database measures on a spare second connection too, unasked, when the
+server has room for it, and never waits for it. Real PostgreSQL; "big" is made small for the tests."""
+
+from __future__ import annotations
+
+import threading
+
+import psycopg
+import pytest
+
+from seqtui import catalog
+from seqtui.catalog import Room
+from seqtui.config import Config
+from seqtui.connect import SpareConnection, connect, resolve
+from seqtui.scan import scan
+from seqtui.tui import first_scan as first_scan_module
+from seqtui.tui.first_scan import FirstScan, ui_scope, wants_spare
+from test_safety import wait_for
+
+TABLES = 6
+
+
+def build(db) -> None:
+    for i in range(TABLES):
+        db.execute(f"CREATE TABLE t{i} (id serial PRIMARY KEY); INSERT INTO t{i} SELECT generate_series(1, {i + 5})")
+
+
+@pytest.fixture
+def small_big(monkeypatch):
+    """Six sequences count as a big database, measured in groups of two (so that two connections can
+    share the work)."""
+    monkeypatch.setattr(first_scan_module, "SPARE_MIN_SEQUENCES", TABLES)
+    monkeypatch.setattr(catalog, "GROUP", 2)
+
+
+def seqtui_backends(db) -> int:
+    return db.scalar("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'seqtui' "
+                     "AND datname = current_database()")
+
+
+def run_first_scan(db, jobs=None) -> tuple[FirstScan, list]:
+    target = resolve(db.url)
+    first = FirstScan(connect(target), ui_scope(target, Config()), target, jobs=jobs).start()
+    try:
+        report = first.result()
+    finally:
+        first.collections.release()  # held for the app, which would release it once the table is up
+    return first, report
+
+
+def rows(report) -> list:
+    return sorted((v.consumer.table, v.status.value, v.high_water) for v in report.verdicts)
+
+
+@pytest.mark.parametrize("sequences, free, max_connections, wanted", [
+    (2000, 100, 100, True),
+    (1999, 100, 100, False),   # small: one connection measures it in well under a second
+    (9000, 19, 100, False),    # fewer free slots than a fifth of max_connections
+    (9000, 20, 100, True),
+    (9000, 9, 20, False),      # and never fewer than ten
+    (9000, 10, 20, True),
+])
+def test_a_spare_is_wanted_only_for_a_big_database_on_a_server_with_room(sequences, free, max_connections, wanted):
+    assert wants_spare(Room(sequences, free, max_connections)) is wanted
+
+
+def test_room_counts_sequences_and_the_free_slots(db):
+    build(db)
+    with connect(resolve(db.url)) as conn:
+        room = catalog.room(conn)
+        used = db.scalar("SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend'")
+        reserved = db.scalar("SELECT current_setting('superuser_reserved_connections')::int "
+                             "+ coalesce(current_setting('reserved_connections', true)::int, 0)")
+    assert room.sequences == db.scalar("SELECT count(*) FROM pg_class WHERE relkind = 'S'") >= TABLES
+    assert room.max_connections == db.scalar("SELECT current_setting('max_connections')::int")
+    assert room.free_slots == room.max_connections - reserved - used
+
+
+def test_a_big_database_is_measured_on_two_connections_and_the_spare_is_closed(db, small_big):
+    build(db)
+    first, report = run_first_scan(db)
+    assert first.connections == 2
+    with connect(resolve(db.url)) as conn:
+        assert rows(report) == rows(scan(conn))  # the same table as one connection measures
+    first.conn.close()
+    wait_for(lambda: seqtui_backends(db) == 0, "every seqtui connection to end")
+
+
+@pytest.mark.parametrize("why", ["small", "no room", "jobs 1"])
+def test_no_spare_when_small_when_the_server_has_no_room_or_with_jobs_1(db, small_big, monkeypatch, why):
+    build(db)
+    opened = []
+    monkeypatch.setattr(first_scan_module, "SpareConnection",
+                        lambda target: opened.append(target) or SpareConnection(target))
+    if why == "small":
+        monkeypatch.setattr(first_scan_module, "SPARE_MIN_SEQUENCES", TABLES + 1)
+    if why == "no room":
+        monkeypatch.setattr(first_scan_module, "SPARE_MIN_FREE_SLOTS", 10_000)
+    first, report = run_first_scan(db, jobs=1 if why == "jobs 1" else None)
+    assert opened == [] and first.connections == 1
+    assert {v.consumer.table for v in report.verdicts} == {f"t{i}" for i in range(TABLES)}
+    first.conn.close()
+
+
+def test_the_scan_never_waits_for_a_spare_that_is_slow_to_open(db, small_big, monkeypatch):
+    """A spare still connecting when measuring starts (a pooler keeping it waiting, a slow network) is
+    not waited for: one connection measures everything, and the spare, once open, is closed at once."""
+    build(db)
+    release, opened = threading.Event(), []
+
+    def slow_open(target):
+        assert release.wait(60)
+        conn = connect(target)
+        opened.append(conn)
+        return conn
+
+    spares = []
+    monkeypatch.setattr(first_scan_module, "SpareConnection",
+                        lambda target: spares.append(SpareConnection(target, slow_open)) or spares[-1])
+    first, report = run_first_scan(db)
+    assert len(spares) == 1 and first.connections == 1 and opened == []  # done without it
+    assert {v.consumer.table for v in report.verdicts} == {f"t{i}" for i in range(TABLES)}
+    release.set()
+    spares[0]._thread.join(60)
+    assert len(opened) == 1 and opened[0].closed  # opened too late: closed by its own thread
+    first.conn.close()
+
+
+def test_a_spare_the_server_refuses_is_simply_not_there(db, small_big, monkeypatch):
+    build(db)
+
+    def refused(target):
+        raise psycopg.OperationalError("FATAL:  sorry, too many clients already")
+
+    monkeypatch.setattr(first_scan_module, "SpareConnection", lambda target: SpareConnection(target, refused))
+    first, report = run_first_scan(db)
+    assert first.connections == 1 and first.helper_warning is None  # unasked for: no warning either
+    assert {v.consumer.table for v in report.verdicts} == {f"t{i}" for i in range(TABLES)}
+    first.conn.close()
