@@ -137,3 +137,16 @@ def test_a_spare_the_server_refuses_is_simply_not_there(db, small_big, monkeypat
     assert first.connections == 1 and first.helper_warning is None  # unasked for: no warning either
     assert {v.consumer.table for v in report.verdicts} == {f"t{i}" for i in range(TABLES)}
     first.conn.close()
+
+
+def test_a_server_that_hides_its_room_is_scanned_on_one_connection(db, small_big, monkeypatch):
+    """The spare is an extra: a query of room.sql that fails (a PostgreSQL-compatible server without
+    pg_stat_activity, say) must not fail the scan."""
+    build(db)
+    real = catalog.load_sql
+    monkeypatch.setattr(catalog, "load_sql",
+                        lambda name: "SELECT * FROM no_such_view" if name == "room.sql" else real(name))
+    first, report = run_first_scan(db)
+    assert first.connections == 1
+    assert {v.consumer.table for v in report.verdicts} == {f"t{i}" for i in range(TABLES)}
+    first.conn.close()

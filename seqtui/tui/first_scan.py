@@ -102,7 +102,7 @@ class FirstScan:
                 helpers, self.helper_warning = open_helpers(self.target, self.jobs)
                 self.connections = 1 + len(helpers)
             self.scanning_on[:] = [self.conn, *helpers]
-            if self.jobs is None and wants_spare(room(self.conn)):
+            if self.jobs is None and self._spare_wanted():
                 spare = SpareConnection(self.target)
             self._report = self.scanner.tick(progress=self._progress, stop=self.stop,
                                              helpers=helpers if spare is None else _SpareIfOpen(spare, self._took))
@@ -114,6 +114,14 @@ class FirstScan:
             close_all(helpers)
             if spare is not None:
                 spare.close()
+
+    def _spare_wanted(self) -> bool:
+        try:
+            return wants_spare(room(self.conn))
+        except psycopg.Error:  # a server that hides its numbers: the scan goes on, on one connection
+            if self.conn.broken or self.conn.closed:
+                raise
+            return False
 
     def _took(self, conn: psycopg.Connection) -> None:
         self.scanning_on.append(conn)  # called off with the others (app exit)
