@@ -77,7 +77,7 @@ def server_info(conn: psycopg.Connection) -> ServerInfo:
 @dataclass(frozen=True)
 class Room:
     sequences: int        # user and system sequences alike: a cheap measure of the scan ahead
-    free_slots: int       # connections ordinary roles may still open (max_connections less reserved, used)
+    free_slots: int       # connections this role may still open here (server, role and database limits)
     max_connections: int
 
 

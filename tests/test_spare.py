@@ -7,6 +7,7 @@ import threading
 
 import psycopg
 import pytest
+from psycopg.conninfo import make_conninfo
 
 from seqtui import catalog
 from seqtui.catalog import Room
@@ -74,6 +75,26 @@ def test_room_counts_sequences_and_the_free_slots(db):
     assert room.sequences == db.scalar("SELECT count(*) FROM pg_class WHERE relkind = 'S'") >= TABLES
     assert room.max_connections == db.scalar("SELECT current_setting('max_connections')::int")
     assert room.free_slots == room.max_connections - reserved - used
+
+
+@pytest.mark.parametrize("limited", ["role", "database"])
+def test_room_is_no_more_than_the_roles_or_the_databases_connection_limit(db, limited):
+    """A connection refused for a CONNECTION LIMIT leaves a FATAL line in the server's log: the room
+    counted is what is left under those limits too."""
+    role = f"{db.name}_limited"
+    db.execute(f"DROP ROLE IF EXISTS {role}; CREATE ROLE {role} LOGIN PASSWORD 'x' "
+               f"CONNECTION LIMIT {2 if limited == 'role' else -1}")
+    if limited == "database":
+        db.execute(f"ALTER DATABASE {db.name} CONNECTION LIMIT 5")
+    try:
+        with connect(resolve(make_conninfo(db.url, user=role, password="x"))) as conn:
+            in_db = db.scalar("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()")
+            free = catalog.room(conn).free_slots
+        assert free == (2 - 1 if limited == "role" else 5 - in_db)
+        assert not wants_spare(Room(9000, free, 100))
+    finally:
+        db.execute(f"ALTER DATABASE {db.name} CONNECTION LIMIT -1")
+        db.execute(f"DROP ROLE {role}")
 
 
 def test_a_big_database_is_measured_on_two_connections_and_the_spare_is_closed(db, small_big):
