@@ -13,6 +13,8 @@ import gc
 import re
 import threading
 import time
+from itertools import compress, repeat
+from operator import is_
 from pathlib import Path
 from datetime import datetime
 from collections.abc import Mapping
@@ -431,15 +433,15 @@ class SeqtuiApp(App[int]):
         # Row keys by verdict identity: a LiveScanner's incremental tick hands back the very same
         # Verdict objects for every sequence it did not re-measure, so only new objects need a key
         # (and a look). The previous report still holds the old objects: no id is reused meanwhile.
-        old, key_by_id = self.verdicts, self._key_by_id
-        verdicts, ids, changed = {}, {}, []
-        for v in message.report.verdicts:
-            key = key_by_id.get(id(v))
-            if key is None:
-                key = v.key
-                changed.append(key)
-            ids[id(v)] = key
-            verdicts[key] = v
+        # (The loops over every row run in C: map and zip; only new objects get a Python-level look.)
+        old, key_by_id, new = self.verdicts, self._key_by_id, message.report.verdicts
+        new_ids = list(map(id, new))
+        keys = list(map(key_by_id.get, new_ids))
+        changed = []
+        for i in compress(range(len(keys)), map(is_, keys, repeat(None))):
+            keys[i] = key = new[i].key
+            changed.append(key)
+        verdicts, ids = dict(zip(keys, new)), dict(zip(new_ids, keys))
         same = (bool(old) and len(verdicts) == len(old) and len(changed) <= len(verdicts) // 4
                 and all(k in old for k in changed))
         self._key_by_id = ids
@@ -587,7 +589,8 @@ class SeqtuiApp(App[int]):
             query = self.filter_query
             order = [k for k, e in fresh.items() if not query or matches(e[0], query)]
             order.sort(key=self._sort_key_function(), reverse=self.sort_reverse)
-        change = diff_some(self.rows, order, _CellsOf(fresh), touched)
+        # the order kept (the same list): the rows shown are its keys, as show_rows() left them
+        change = diff_some(self.rows, order, _CellsOf(fresh), touched, same_keys=order is self._order)
         with self.batch_update():
             if change.removed or change.added or order != self._order:
                 table.show_rows(order, {k: self._shown_row(k, cells) for k, cells in change.added},
