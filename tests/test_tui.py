@@ -641,3 +641,51 @@ async def test_automatic_refreshes_are_incremental_and_r_is_a_full_scan(db, tmp_
         app._close_conn()
         await refreshed(pilot, app)
         assert app._scanner is not scanner and app.last_tick.kind == "full"
+
+
+async def test_rates_off_screen_are_redrawn_a_few_rows_a_refresh_and_those_on_screen_at_once(db, tmp_path,
+                                                                                           monkeypatch):
+    """Once tables were written to, every refresh moves their rates (the 5-minute window slides). The rows
+    on screen (and a screen's height around) show the new rate at once; further off, at most
+    RATE_ROWS_PER_REFRESH rows a refresh are redrawn, longest waiting first, so every one catches up; a
+    new view (a sort) redraws them all."""
+    from seqtui.tui import app as app_module
+    from seqtui.tui.rates import fmt_rate
+
+    monkeypatch.setattr(app_module, "RATE_ROWS_PER_REFRESH", 4)
+    names = [f"r{i:02}" for i in range(40)]
+    db.execute("; ".join(f"CREATE TABLE public.{t} (id serial PRIMARY KEY)" for t in names))
+    app = make_app(db.url, tmp_path)
+    async with app.run_test(size=(120, 24)) as pilot:
+        await started(pilot, app)
+        await refreshed(pilot, app)  # every rate is known: 0
+        # through the default: big enough that a rate's text changes at every refresh
+        db.execute("; ".join(f"INSERT INTO public.{t} SELECT FROM generate_series(1, 5000)" for t in names))
+        await refreshed(pilot, app)  # every verdict changed: every row is redrawn
+
+        def shown() -> dict[str, str]:
+            return {t: cell(app, f"public.{t}.id", "rate") for t in names}
+
+        def current() -> dict[str, str]:
+            return {t: fmt_rate(app.rate_of(app.verdicts[key_of(app, f"public.{t}.id")])) for t in names}
+
+        assert shown() == current()
+        order = [app.verdicts[k].consumer.table for k in displayed_keys(app)]
+        near = set(order[:2 * app.table.size.height])  # on screen, and a screen's height below
+        far = [t for t in order if t not in near]
+        assert len(far) >= 12
+
+        before = shown()
+        await refreshed(pilot, app)  # nothing written: only the rates moved
+        after, now = shown(), current()
+        assert all(after[t] == now[t] != before[t] for t in near)
+        redrawn = {t for t in far if after[t] != before[t]}
+        assert 0 < len(redrawn) <= 4
+        for _ in range(len(far) // 4 + 1):
+            before = shown()
+            await refreshed(pilot, app)
+            redrawn |= {t for t in far if shown()[t] != before[t]}
+        assert redrawn == set(far)  # none left behind
+
+        await pilot.press("o")  # a new view: every row is drawn from the current rates
+        await until(pilot, lambda: shown() == current(), "every rate redrawn")
