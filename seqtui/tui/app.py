@@ -552,9 +552,12 @@ class SeqtuiApp(App[int]):
         table, order = self.table, self._order
         top, height = int(table.scroll_y), max(table.size.height, 1)
         due = changed | (late.keys() & set(order[max(0, top - height):top + 2 * height]))
-        due.update(islice(late, RATE_ROWS_PER_REFRESH))
         for key in due:
             late.pop(key, None)
+        others = list(islice(late, RATE_ROWS_PER_REFRESH))  # after those: the budget is theirs alone
+        for key in others:
+            del late[key]
+        due.update(others)
         return due
 
     def _show_rows(self, dirty: set[str] | None = None) -> None:
