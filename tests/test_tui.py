@@ -689,3 +689,38 @@ async def test_rates_off_screen_are_redrawn_a_few_rows_a_refresh_and_those_on_sc
 
         await pilot.press("o")  # a new view: every row is drawn from the current rates
         await until(pilot, lambda: shown() == current(), "every rate redrawn")
+
+
+@pytest.mark.parametrize("column, reverse", [(None, False), ("next", False), ("next", True)])
+async def test_rows_that_changed_take_their_new_place_and_the_others_keep_theirs(db, tmp_path,
+                                                                              column, reverse):
+    """A refresh that changed a few rows puts just those back where they now belong (in the default
+    order: an empty table that got rows moves among the ok ones; sorted by next value, a table written
+    to moves down), for every sort: the table is in the order a full sort gives."""
+    from seqtui.tui.table import sort_key
+
+    names = [f"s{i}" for i in range(8)]
+    for i, t in enumerate(names):
+        db.execute(f"CREATE TABLE public.{t} (id serial PRIMARY KEY)")
+        if i:  # s0 stays empty
+            db.execute(f"INSERT INTO public.{t} SELECT FROM generate_series(1, {10 * i})")
+    app = make_app(db.url, tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await started(pilot, app)
+        while app.sort_column != column:
+            await pilot.press("o")
+        if reverse:
+            await pilot.press("O")
+        labels = lambda: [app.verdicts[k].label for k in displayed_keys(app)]  # noqa: E731
+
+        def sorted_labels() -> list[str]:
+            key = sort_key(app.sort_column, app.rate_of)
+            return [v.label for v in sorted(app.verdicts.values(), key=key, reverse=app.sort_reverse)]
+
+        assert labels() == sorted_labels()
+        before = labels()
+        db.execute("INSERT INTO public.s0 SELECT FROM generate_series(1, 35)")  # empty -> ok, next 36
+        db.execute("INSERT INTO public.s1 SELECT FROM generate_series(1, 75)")  # next 11 -> 86
+        await refreshed(pilot, app)
+        assert (app.sort_column, app.sort_reverse) == (column, reverse)
+        assert labels() == sorted_labels() != before
