@@ -17,18 +17,17 @@ after it did not run: they go first into the next batch.
 While the server runs a batch, the next one is composed (the client's share of a big fix: ~0.2 s of
 6,000). Only the composing happens ahead: a batch is sent once the replies of the one before are read.
 
-A batch waits once for its commits to reach disk, not once per sequence. Each transaction COMMITs, and
-on a durable server each COMMIT waits for the WAL to be flushed (and, with synchronous replication, for
-the standby): 0.2 ms a fix on this machine's disk, 1-2 ms on network storage, where the server-side
-loop it is compared with flushes once. So while a run of several sequences is applied, the session's
-synchronous_commit is `off`, and each batch ends with a small transaction that commits at the
-session's own level (it takes a transaction id so that its commit is flushed): it returns only when
-every commit before it is on disk, and outcomes are reported only after it. The per-sequence
-transactions are exactly the ones previewed; only when their commits are waited for changes.
-"Setting this parameter to off does not create any risk of database inconsistency" (PostgreSQL docs,
-synchronous_commit): a crash can lose only commits not yet flushed, and those were not reported. Each
-connection runs that last transaction once before its first batch: a server that refuses it (a role
-denied pg_logical_emit_message) gets transactions that wait for their own COMMIT, as when run alone.
+A batch waits once for its commits to reach disk, not once per sequence. On a durable server each
+COMMIT waits for the WAL to be flushed (and, with synchronous replication, for the standby): 0.2 ms a
+fix on this machine's disk, 1-2 ms on network storage, where the server-side loop it is compared with
+flushes once. So each fix transaction sets `synchronous_commit = off` for itself (SET LOCAL, as
+previewed), and each batch ends with repair.COMMITS_ON_DISK: a small transaction that writes one WAL
+record and commits at the session's own level, so it returns only when every commit before it is on
+disk. Outcomes are reported only after it. "Setting this parameter to off does not create any risk of
+database inconsistency" (PostgreSQL docs, synchronous_commit): a crash can lose only commits not yet
+flushed, and those were not reported. Each connection runs COMMITS_ON_DISK once before its first batch:
+a server that refuses it (a role denied pg_logical_emit_message) gets transactions that wait for their
+own COMMIT, as when run alone.
 
 After a lost connection, every sequence of its batch in flight whose COMMIT was not acknowledged (up to
 a batch), or was acknowledged but not yet known to be on disk, is reported as unknown: it may or may
@@ -150,13 +149,12 @@ def _can_wait_once(conn: psycopg.Connection) -> bool:
     raised; a connection that failed is left to the first batch, which reports what was not sent."""
     if conn.closed:
         return False
-    replies, _sent, problem = _exchange(conn, _SEPARATOR.join(COMMITS_ON_DISK).as_bytes(conn))
+    replies, _sent, problem = _exchange(conn, _COMMITS_ON_DISK_QUERY)
     if isinstance(problem, KeyboardInterrupt):
         raise problem
     if _committed(replies, len(COMMITS_ON_DISK)):
         return True
-    if not conn.closed and conn.info.transaction_status == TransactionStatus.INERROR:
-        _rollback(conn)
+    _end_failed(conn)
     return False
 
 
@@ -371,6 +369,7 @@ class _Stop:
 
 
 _SEPARATOR = sql.SQL(";\n")
+_COMMITS_ON_DISK_QUERY = _SEPARATOR.join(COMMITS_ON_DISK).as_string(None).encode()  # sent on its own
 
 
 @dataclass(frozen=True)
@@ -444,10 +443,7 @@ def _apply_batch(conn: psycopg.Connection, composed: _Batch,
     # that nothing more runs on it): every plan of the string without an acknowledged COMMIT may or may
     # not have been committed, and is reported unknown. If the string never fully left, the server cannot
     # have run any of it.
-    if problem is not None:
-        cause = _first_line(problem)
-    else:
-        cause = _first_line(_error(error, conn.info.encoding)) if error else "no result from the server"
+    cause = _cause(problem, error, conn)
     if conn.closed:
         what = f"connection lost during the fix ({cause})"
     else:
@@ -480,13 +476,22 @@ def _on_disk(conn: psycopg.Connection, results: list[FixResult], replies: list,
     if _committed(replies, len(COMMITS_ON_DISK)) or not any(r.outcome == FIXED for r in results):
         return results
     error = next((r for r in replies if r.status == ExecStatus.FATAL_ERROR), None)
-    if not conn.closed and conn.info.transaction_status == TransactionStatus.INERROR:
-        _rollback(conn)  # cancelled (Ctrl+C) while it waited, say
+    _end_failed(conn)  # cancelled (Ctrl+C) while it waited, say
+    return _unconfirmed(results, _INTERRUPTED if isinstance(problem, KeyboardInterrupt)
+                        else _cause(problem, error, conn))
+
+
+def _cause(problem: BaseException | None, error, conn: psycopg.Connection) -> str:
+    """Why an exchange did not end as it should: its exception, else the server's error reply."""
     if problem is not None:
-        why = _first_line(problem) if not isinstance(problem, KeyboardInterrupt) else _INTERRUPTED
-    else:
-        why = _first_line(_error(error, conn.info.encoding)) if error else "no reply from the server"
-    return _unconfirmed(results, why)
+        return _first_line(problem)
+    return _first_line(_error(error, conn.info.encoding)) if error else "no result from the server"
+
+
+def _end_failed(conn: psycopg.Connection) -> None:
+    """Roll back the transaction a failed statement left aborted, if it did."""
+    if not conn.closed and conn.info.transaction_status == TransactionStatus.INERROR:
+        _rollback(conn)
 
 
 def _wait_for_disk(conn: psycopg.Connection, results: list[FixResult]) -> tuple[list[FixResult], BaseException | None]:
@@ -496,7 +501,7 @@ def _wait_for_disk(conn: psycopg.Connection, results: list[FixResult]) -> tuple[
         return results, None  # nothing was written
     if conn.closed:
         return _unconfirmed(results, _LOST), None
-    replies, _sent, problem = _exchange(conn, _SEPARATOR.join(COMMITS_ON_DISK).as_bytes(conn))
+    replies, _sent, problem = _exchange(conn, _COMMITS_ON_DISK_QUERY)
     return _on_disk(conn, results, replies, problem), problem
 
 

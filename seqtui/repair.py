@@ -169,10 +169,16 @@ def transaction_statements(plan: FixPlan, lock_timeout: float = DEFAULT_LOCK_TIM
     """The whole safe fix of one sequence: the statements apply.py runs, in order. `alone`: the
     transaction is run by itself (a psql one-liner, check --json's fix_sql) and waits for its own COMMIT
     to reach disk; otherwise it is one of a run, followed by COMMITS_ON_DISK."""
+    return [*_opening(lock_timeout, statement_timeout, alone), *lock_statements(plan.consumers),
+            fix_statement(plan.sequence, plan.consumers), _COMMIT]
+
+
+def _opening(lock_timeout: float, statement_timeout: float, alone: bool) -> list[sql.Composable]:
+    """What every fix transaction starts with: BEGIN and its SET LOCALs."""
     opening = [_BEGIN, lock_timeout_statement(lock_timeout), statement_timeout_statement(statement_timeout)]
     if not alone:
         opening.append(_NO_COMMIT_WAIT)
-    return [*opening, *lock_statements(plan.consumers), fix_statement(plan.sequence, plan.consumers), _COMMIT]
+    return opening
 
 
 def render(stmt: sql.Composable) -> str:
@@ -183,10 +189,7 @@ def render(stmt: sql.Composable) -> str:
 def _rendered_shared(lock_timeout: float, statement_timeout: float, alone: bool) -> tuple[tuple[str, ...], str]:
     """The rendered statements every plan's transaction opens and ends with (BEGIN, the SET LOCALs;
     COMMIT): rendered once, not once per sequence (a third of a 6,000-fix script's rendering)."""
-    opening = [_BEGIN, lock_timeout_statement(lock_timeout), statement_timeout_statement(statement_timeout)]
-    if not alone:
-        opening.append(_NO_COMMIT_WAIT)
-    return tuple(render(s) + ";" for s in opening), render(_COMMIT) + ";"
+    return tuple(render(s) + ";" for s in _opening(lock_timeout, statement_timeout, alone)), render(_COMMIT) + ";"
 
 
 def rendered_statements(plan: FixPlan, lock_timeout: float = DEFAULT_LOCK_TIMEOUT,

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import gc
 import re
-from bisect import insort
 import threading
 import time
+from bisect import insort
 from itertools import compress, islice, repeat
 from operator import is_
 from pathlib import Path
