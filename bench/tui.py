@@ -3,6 +3,7 @@
 
     python bench/tui.py --tables 10000                 # embedded server started for the run
     python bench/tui.py --tables 1000 --dsn URL        # another server (needs CREATEDB)
+    python bench/tui.py --tables 1000 --url URL        # a database bench/run.py built (it runs this so)
 
 Builds the database of bench/run.py (same build(), same mix of behind/ok/empty/identity/shared tables),
 then measures:
@@ -106,8 +107,9 @@ class Writer:
 
 def shell_first_table(url: str, jobs: int | None, timeout: float = 120.0) -> dict:
     """`python -m seqtui [--jobs N]` run as an operator runs it, in a terminal (a pty, 140x40): seconds
-    from exec until the first rows, and until the full table, are on screen. The full table is the
-    frame whose header says "refreshed HH:MM:SS" (the first full refresh); rows show as "public".
+    from exec until the first rows, and until the full table, are on screen. Rows show as "public";
+    the full table is there once the header says "refreshed HH:MM:SS" (the first full refresh) and
+    rows are painted too (a small table's header may come a write before its rows).
     Includes the interpreter's start, every import, the terminal driver and the painting."""
     env = dict(os.environ, DATABASE_URL=url, TERM="xterm-256color", COLUMNS=str(SIZE[0]), LINES=str(SIZE[1]),
                # this checkout's seqtui, whatever else is installed
@@ -120,7 +122,7 @@ def shell_first_table(url: str, jobs: int | None, timeout: float = 120.0) -> dic
             os.execve(sys.executable, [sys.executable, "-m", "seqtui",
                                        *(["--jobs", str(jobs)] if jobs is not None else [])], env)
         fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", SIZE[1], SIZE[0], 0, 0))
-        seen, first_rows, full = b"", None, None
+        seen, first_rows, refreshed, full = b"", None, None, None
         try:
             while full is None:
                 if not select.select([fd], [], [], max(0.0, t0 + timeout - time.perf_counter()))[0]:
@@ -130,7 +132,9 @@ def shell_first_table(url: str, jobs: int | None, timeout: float = 120.0) -> dic
                 seen = seen[-4096:] + chunk  # enough to find a marker split between two reads
                 if first_rows is None and b"public" in seen:
                     first_rows = now - t0
-                if b"refreshed " in seen:
+                if refreshed is None and b"refreshed " in seen:
+                    refreshed = now - t0
+                if first_rows is not None and refreshed is not None:
                     full = now - t0
         finally:
             os.kill(pid, signal.SIGTERM)  # the app exits cleanly on SIGTERM, restoring the terminal
@@ -310,11 +314,19 @@ def print_report(res: dict) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tables", type=int, default=10000)
-    parser.add_argument("--dsn", help="server to use (default: start an embedded one)")
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--dsn", help="server to use (default: start an embedded one)")
+    where.add_argument("--url", help="measure this database, already built by bench/run.py with the same "
+                                     "--tables (bench/run.py runs this script so, in a process of its own)")
     parser.add_argument("--ticks", type=int, default=20)
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "tui.json"))
     args = parser.parse_args()
 
+    if args.url:
+        res = {"tables": args.tables, "ui": measure(args.url, args.tables, args.ticks)}
+        print_report(res)
+        write_results(args.out, args.ticks, res)
+        return 0
     server, admin_url = start_server(args.dsn)
     dbname = f"seqtui_tui_bench_{args.tables}"
     try:
@@ -322,22 +334,32 @@ def main() -> int:
         t0 = time.perf_counter()
         url = build(admin_url, dbname, args.tables)
         build_s = time.perf_counter() - t0
-        print("measuring...", file=sys.stderr, flush=True)
-        ui = asyncio.run(run_ui(url, args.tables, args.ticks))
-        ui["shell_first_table"] = shell_first_tables(url)
-        res = {"tables": args.tables, "build_seconds": round(build_s, 2), "ui": ui}
+        res = {"tables": args.tables, "build_seconds": round(build_s, 2), "ui": measure(url, args.tables, args.ticks)}
         print_report(res)
-        out = Path(args.out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        meta = {"cpus": os.cpu_count(), "python": sys.version.split()[0], "ticks": args.ticks,
-                "terminal": f"{SIZE[0]}x{SIZE[1]}"}
-        out.write_text(json.dumps({"meta": meta, "results": [res]}, indent=2))
-        print(f"\nresults written to {out}")
+        write_results(args.out, args.ticks, res)
         with psycopg.connect(admin_url, autocommit=True) as admin:
             admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(dbname)))
     finally:
         stop_server(server)
     return 0
+
+
+def measure(url: str, n: int, ticks: int) -> dict:
+    """Everything above, on a database of n tables as build() leaves it (the sequences drifted)."""
+    print(f"N={n}: measuring the UI...", file=sys.stderr, flush=True)
+    ui = asyncio.run(run_ui(url, n, ticks))
+    print(f"N={n}: timing the UI's start from the shell...", file=sys.stderr, flush=True)
+    ui["shell_first_table"] = shell_first_tables(url)
+    return ui
+
+
+def write_results(path: str, ticks: int, res: dict) -> None:
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    meta = {"cpus": os.cpu_count(), "python": sys.version.split()[0], "ticks": ticks,
+            "terminal": f"{SIZE[0]}x{SIZE[1]}"}
+    out.write_text(json.dumps({"meta": meta, "results": [res]}, indent=2))
+    print(f"\nresults written to {out}")
 
 
 if __name__ == "__main__":
