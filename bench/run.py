@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """seqtui against its lower bound and against the per-table script it replaces, measured in one run.
 
-    python bench/run.py --tables 100 1000 10000          # embedded server started for the run
+    python bench/run.py                                   # 100, 1,000 and 10,000 tables: ~15 minutes
+    python bench/run.py --tables 100 1000 --no-tui        # a few minutes
     python bench/run.py --tables 1000 --dsn URL           # another server (needs CREATEDB)
     python bench/run.py --tables 1000 --latency-ms 10     # a server 10 ms of round trip away
     python bench/run.py --tables 1000 --durable           # commits wait for the disk, as in production
@@ -17,6 +18,13 @@ For each N it builds a database of N tables (40% behind serial, 20% ok, 10% empt
 
 and both seqtui commands again with --jobs 2 (measuring on two connections), and `seqtui --version`: the
 start-up every command pays (Python, seqtui.cli and psycopg imported) before its first query.
+
+Then the terminal UI on the same database (bench/tui.py, in a process of its own: its memory is its
+own): the first full table as an operator waits for it (`python -m seqtui` in a terminal), the UI's work
+per refresh tick, its memory (RSS), and the server's time per tick with nothing changed and with 1% of
+the tables written to, as a share of a full scan. --no-tui leaves it out.
+
+At the end, issue 5's targets for the largest N measured, each met or missed.
 
 Each fix run starts from the same drifted state (reset untimed). Prints medians and ratios against the
 lower bound and writes JSON (default bench/results/results.json). Machines here are shared and noisy:
@@ -205,7 +213,8 @@ def stop_server(server: EmbeddedServer | None) -> None:
         shutil.rmtree(server.data_dir.parent, ignore_errors=True)
 
 
-def run_size(admin_url: str, n: int, repeat: int, psql: str, workdir: Path, latency_ms: float = 0) -> dict:
+def run_size(admin_url: str, n: int, repeat: int, psql: str, workdir: Path, latency_ms: float = 0,
+             tui_ticks: int | None = None) -> dict:
     dbname = f"seqtui_bench_{n}"
     t0 = time.perf_counter()
     url = build(admin_url, dbname, n)
@@ -262,6 +271,10 @@ def run_size(admin_url: str, n: int, repeat: int, psql: str, workdir: Path, late
     behind = [r for r in json.loads(after.stdout)["sequences"] if r["status"] == "behind"]
     results["behind_after_seqtui_fix"] = len(behind)
 
+    if tui_ticks is not None:
+        reset()  # the UI sees the database drifted, as the commands did
+        results["tui"] = measure_tui(measured_url, n, tui_ticks, workdir)
+
     if proxy is not None:
         proxy.stop()
     with psycopg.connect(admin_url, autocommit=True) as admin:
@@ -269,22 +282,88 @@ def run_size(admin_url: str, n: int, repeat: int, psql: str, workdir: Path, late
     return results
 
 
+def measure_tui(url: str, n: int, ticks: int, workdir: Path) -> dict:
+    """bench/tui.py on the database run_size() built, in a process of its own, so that its memory and
+    start are its own and not this script's. Its report goes to stderr with the progress."""
+    out = workdir / f"tui_{n}.json"
+    subprocess.run([sys.executable, str(ROOT / "bench" / "tui.py"), "--url", url, "--tables", str(n),
+                    "--ticks", str(ticks), "--out", str(out)], check=True, stdout=sys.stderr)
+    return json.loads(out.read_text())["results"][0]["ui"]
+
+
 def print_table(all_results: list[dict]) -> None:
     print()
-    print(f"{'N':>7} {'task':<6} {'contender':<26} {'median':>9} {'x lower bound':>14}")
+    print(f"{'N':>7} {'task':<6} {'contender':<26} {'median':>9} {'x lower bound':>14} {'x script':>9}")
     for res in all_results:
         if res["latency_ms"]:
             print(f"{'':>7} (every contender {res['latency_ms']:g} ms of round trip away from the server)")
         for task in ("check", "fix"):
             base = res[task]["lower_bound_server_side"]["median_s"]
+            script = res[task]["per_table_script"]["median_s"]
             for name, r in res[task].items():
-                print(f"{res['tables']:>7} {task:<6} {name:<26} {r['median_s']:>8.3f}s {r['median_s'] / base:>13.2f}x")
+                print(f"{res['tables']:>7} {task:<6} {name:<26} {r['median_s']:>8.3f}s {r['median_s'] / base:>13.2f}x "
+                      f"{r['median_s'] / script:>8.2f}x")
         print(f"{'':>7} sequences still behind after seqtui fix: {res['behind_after_seqtui_fix']}")
+    for res in all_results:
+        if "tui" in res:
+            print_tui(res["tables"], res["tui"])
+
+
+def print_tui(n: int, ui: dict) -> None:
+    shell = ui["shell_first_table"]
+    ticks, db = ui["ui_per_tick"], ui["db_per_tick"]
+    print(f"{n:>7} tui    first full table from the shell: {shell['default']['first_table_s']:.2f} s by default, "
+          f"{shell['jobs_1']['first_table_s']:.2f} s with -j 1, {shell['jobs_2']['first_table_s']:.2f} s with -j 2")
+    print(f"{'':>7}        UI per refresh tick: {ticks['idle']['handler_ms']:.1f} ms idle, "
+          f"{ticks['changed']['handler_ms']:.1f} ms with 1% written, {ticks['full']['handler_ms']:.1f} ms on a full "
+          f"re-scan; RSS {ui['rss_after_first_table_mb']:.0f} MB")
+    print(f"{'':>7}        server per tick: {db['idle_over_full']:.1%} of a full scan idle, "
+          f"{db['changed_over_full']:.1%} with 1% written")
+
+
+TARGETS_AT = 10000
+
+
+def targets(res: dict) -> list[tuple[str, str, bool]]:
+    """Issue 5's targets, as (what, measured, met), from one size's results (meant for N = 10,000)."""
+    check, fix = res["check"], res["fix"]
+
+    def ratio(task: dict, name: str, base: str = "lower_bound_server_side") -> float:
+        return task[name]["median_s"] / task[base]["median_s"]
+
+    out = [("check within 1.3x of the lower bound", f"{ratio(check, 'seqtui_check_json'):.2f}x",
+            ratio(check, "seqtui_check_json") <= 1.3),
+           ("fix within 1.5x of the server-side loop", f"{ratio(fix, 'seqtui_fix_yes'):.2f}x",
+            ratio(fix, "seqtui_fix_yes") <= 1.5),
+           ("fix ahead of the per-table script", f"{ratio(fix, 'seqtui_fix_yes', 'per_table_script'):.2f}x its time",
+            ratio(fix, "seqtui_fix_yes", "per_table_script") < 1),
+           ("check ahead of the per-table script",
+            f"{ratio(check, 'seqtui_check_json', 'per_table_script'):.2f}x its time",
+            ratio(check, "seqtui_check_json", "per_table_script") < 1)]
+    if "tui" in res:
+        ui = res["tui"]
+        first = ui["shell_first_table"]["default"]["first_table_s"]
+        worst_tick = max(t["handler_ms"] for t in ui["ui_per_tick"].values())
+        idle = ui["db_per_tick"]["idle_over_full"]
+        out += [("first full table in the TUI under 2 s", f"{first:.2f} s", first < 2),
+                ("UI work per tick under 50 ms (median, worst kind of tick)", f"{worst_tick:.1f} ms", worst_tick < 50),
+                ("RSS under 200 MB", f"{ui['rss_after_first_table_mb']:.0f} MB", ui["rss_after_first_table_mb"] < 200),
+                ("server time per idle tick under 5% of a full scan", f"{idle:.1%}", idle < 0.05)]
+    return out
+
+
+def print_targets(res: dict) -> None:
+    if res["tables"] < TARGETS_AT:
+        print(f"\nissue 5's targets are set for {TARGETS_AT:,} tables: add --tables {TARGETS_AT} to see them")
+        return
+    print(f"\nissue 5's targets at N={res['tables']:,} (set for {TARGETS_AT:,} tables on 2 cores):")
+    for what, measured, met in targets(res):
+        print(f"  {'met   ' if met else 'MISSED'}  {what:<58} {measured}")
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--tables", type=int, nargs="+", default=[100, 1000])
+    parser.add_argument("--tables", type=int, nargs="+", default=[100, 1000, 10000])
     parser.add_argument("--dsn", help="server to use (default: start an embedded one)")
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--latency-ms", type=float, default=0,
@@ -293,6 +372,8 @@ def main() -> int:
     parser.add_argument("--durable", action="store_true",
                         help="embedded server with fsync and synchronous_commit on, as in production (the "
                              "default has them off): every COMMIT waits for the disk")
+    parser.add_argument("--no-tui", action="store_true", help="leave out the terminal UI's measurements")
+    parser.add_argument("--ticks", type=int, default=20, help="refresh ticks the UI is measured over (each kind)")
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "results.json"))
     args = parser.parse_args()
     if args.durable and args.dsn:
@@ -305,12 +386,14 @@ def main() -> int:
         all_results = []
         for n in args.tables:
             print(f"N={n}: building and measuring ({args.repeat} runs each)...", file=sys.stderr, flush=True)
-            all_results.append(run_size(admin_url, n, args.repeat, psql, workdir, args.latency_ms))
+            all_results.append(run_size(admin_url, n, args.repeat, psql, workdir, args.latency_ms,
+                                        tui_ticks=None if args.no_tui else args.ticks))
         print_table(all_results)
+        print_targets(max(all_results, key=lambda r: r["tables"]))
         out = Path(args.out)
         out.parent.mkdir(parents=True, exist_ok=True)
         meta = {"cpus": os.cpu_count(), "python": sys.version.split()[0], "repeat": args.repeat,
-                "durable": args.durable}
+                "durable": args.durable, "tui_ticks": None if args.no_tui else args.ticks}
         out.write_text(json.dumps({"meta": meta, "results": all_results}, indent=2))
         print(f"\nresults written to {out}")
     finally:
