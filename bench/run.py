@@ -8,7 +8,8 @@
     python bench/run.py --tables 1000 --durable           # commits wait for the disk, as in production
 
 For each N it builds a database of N tables (40% behind serial, 20% ok, 10% empty, 10% identity behind,
-20% pairs sharing one sequence, behind) and times whole processes, median of --repeat runs:
+20% pairs sharing one sequence, behind) and times whole processes, median of --repeat runs taken in
+turns (one run of each contender, then again), so that the machine's drift hits them alike:
 
   check   seqtui check --json   vs  one server-side statement computing the same state and high-water
                                     marks (the server's own work, no client round trips)
@@ -27,7 +28,7 @@ the tables written to, as a share of a full scan. --no-tui leaves it out.
 At the end, issue 5's targets for the largest N measured, each met or missed.
 
 Each fix run starts from the same drifted state (reset untimed). Prints medians and ratios against the
-lower bound and writes JSON (default bench/results/results.json). Machines here are shared and noisy:
+lower bound and against the per-table script, and writes JSON (default bench/results/results.json). Machines here are shared and noisy:
 read the ratios, not the absolute times.
 """
 
@@ -168,13 +169,18 @@ def timed(cmd: list[str], env: dict, ok_codes=(0,)) -> float:
     return elapsed
 
 
-def median_of(fn, repeat: int, before=None) -> tuple[float, list[float]]:
-    samples = []
+def medians_interleaved(contenders: list[tuple[str, list[str], tuple[int, ...]]], env: dict, repeat: int,
+                        before=None) -> dict:
+    """Each contender's median of `repeat` runs, taken in turns (one run of each, then again): the
+    machine's speed drifts by 20-30% over minutes, and a ratio between two contenders measured apart
+    drifts with it. `before` runs untimed before every run."""
+    samples: dict[str, list[float]] = {name: [] for name, _, _ in contenders}
     for _ in range(repeat):
-        if before:
-            before()
-        samples.append(fn())
-    return statistics.median(samples), samples
+        for name, cmd, ok in contenders:
+            if before:
+                before()
+            samples[name].append(timed(cmd, env, ok))
+    return {name: {"median_s": statistics.median(runs), "samples": runs} for name, runs in samples.items()}
 
 
 def build(admin_url: str, dbname: str, n: int) -> str:
@@ -240,27 +246,22 @@ def run_size(admin_url: str, n: int, repeat: int, psql: str, workdir: Path, late
             conn.execute("SELECT bench_reset()")
 
     results: dict = {"tables": n, "consumers": consumers, "build_seconds": round(build_s, 2),
-                     "latency_ms": latency_ms, "check": {}, "fix": {}}
+                     "latency_ms": latency_ms}
     reset()
-    for name, cmd, ok in [
+    results["check"] = medians_interleaved([
         ("lower_bound_server_side", psql_base + ["-c", "SELECT count(*) FROM bench_scan()"], (0,)),
         ("seqtui_check_json", seqtui + ["check", "--json"], (2,)),  # 2: the drifted sequences were found
         ("seqtui_check_json_jobs_2", seqtui + ["check", "--json", "--jobs", "2"], (2,)),
         ("per_table_script", psql_base + ["-f", str(workdir / f"check_{n}.sql")], (0,)),
         # what every seqtui command pays before its first query: Python, seqtui.cli and psycopg
         ("seqtui_start_up_only", seqtui + ["--version"], (0,)),
-    ]:
-        med, samples = median_of(lambda: timed(cmd, env, ok), repeat)
-        results["check"][name] = {"median_s": med, "samples": samples}
-
-    for name, cmd in [
-        ("lower_bound_server_side", psql_base + ["-c", "SELECT bench_fix()"]),
-        ("seqtui_fix_yes", seqtui + ["fix", "--yes"]),
-        ("seqtui_fix_yes_jobs_2", seqtui + ["fix", "--yes", "--jobs", "2"]),
-        ("per_table_script", psql_base + ["-f", str(workdir / f"fix_{n}.sql")]),
-    ]:
-        med, samples = median_of(lambda: timed(cmd, env), repeat, before=reset)
-        results["fix"][name] = {"median_s": med, "samples": samples}
+    ], env, repeat)
+    results["fix"] = medians_interleaved([
+        ("lower_bound_server_side", psql_base + ["-c", "SELECT bench_fix()"], (0,)),
+        ("seqtui_fix_yes", seqtui + ["fix", "--yes"], (0,)),
+        ("seqtui_fix_yes_jobs_2", seqtui + ["fix", "--yes", "--jobs", "2"], (0,)),
+        ("per_table_script", psql_base + ["-f", str(workdir / f"fix_{n}.sql")], (0,)),
+    ], env, repeat, before=reset)
 
     # seqtui's fix must really have fixed everything: the proof, not just the time.
     reset()
@@ -312,7 +313,9 @@ def print_table(all_results: list[dict]) -> None:
 def print_tui(n: int, ui: dict) -> None:
     shell = ui["shell_first_table"]
     ticks, db = ui["ui_per_tick"], ui["db_per_tick"]
-    print(f"{n:>7} tui    first full table from the shell: {shell['default']['first_table_s']:.2f} s by default, "
+    cpu = shell["default"].get("client_cpu_s")
+    print(f"{n:>7} tui    first full table from the shell: {shell['default']['first_table_s']:.2f} s by default"
+          f"{f' (seqtui itself used {cpu:.2f} s of CPU)' if cpu is not None else ''}, "
           f"{shell['jobs_1']['first_table_s']:.2f} s with -j 1, {shell['jobs_2']['first_table_s']:.2f} s with -j 2")
     print(f"{'':>7}        UI per refresh tick: {ticks['idle']['handler_ms']:.1f} ms idle, "
           f"{ticks['changed']['handler_ms']:.1f} ms with 1% written, {ticks['full']['handler_ms']:.1f} ms on a full "
