@@ -14,11 +14,13 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from textual.widgets._footer import FooterKey
 
 from seqtui.config import Config
 from seqtui.connect import resolve
 from seqtui.repair import oneliner, plans_from_verdicts
 from seqtui.tui.app import SeqtuiApp
+from seqtui.tui.footer import KeyFooter
 from seqtui.tui.screens import CopyScreen, PreviewScreen, ResultsScreen
 
 from conftest import PASSWORD, start_embedded
@@ -320,6 +322,36 @@ async def test_read_only_mode_offers_no_repair_and_says_why(db, tmp_path):
         footer_keys = {b.binding.action for b in app.active_bindings.values()}
         assert "explain_read_only" in footer_keys and "preview" not in footer_keys
     assert db.next_value("public.a_id_seq") == 1
+
+
+def footer_actions(app: SeqtuiApp) -> list[str]:
+    """The actions the key bar shows now, as drawn (FooterKey widgets), enabled ones only."""
+    return [k.action for k in app.query(FooterKey) if not k.has_class("-disabled")]
+
+
+async def test_the_key_bar_follows_the_bindings_and_rebuilds_once_for_a_burst_of_changes(db, tmp_path):
+    drifted(db, "a", "b")
+    app = make_app(db.url, tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await started(pilot, app)
+        await until(pilot, lambda: "preview" in footer_actions(app), "the key bar")
+        assert "clear_selection" not in footer_actions(app)  # nothing selected: no Unselect
+        footer, rebuilds = app.query_one(KeyFooter), []
+        rebuild = footer.recompose
+
+        async def counted():
+            rebuilds.append(len(app.selected))
+            await rebuild()
+        footer.recompose = counted
+        app.action_toggle_row()  # what space does: a selection, so Unselect is offered
+        for _ in range(3):  # and more signals before the key bar is rebuilt: they share the rebuild
+            app.screen.refresh_bindings()
+        await until(pilot, lambda: "clear_selection" in footer_actions(app), "Unselect in the key bar")
+        await pilot.pause()
+        assert rebuilds == [1]
+        await pilot.press("escape")
+        await until(pilot, lambda: "clear_selection" not in footer_actions(app), "Unselect gone again")
+        assert rebuilds == [1, 0]
 
 
 async def test_c_copies_the_one_liner_of_the_current_row(db, tmp_path):

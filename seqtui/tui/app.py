@@ -31,7 +31,7 @@ from textual.containers import Container, VerticalScroll
 from textual.message import Message
 from textual.screen import Screen
 from textual.timer import Timer
-from textual.widgets import DataTable, Footer, Input, Static
+from textual.widgets import DataTable, Input, Static
 
 from ..apply import FAILED, FIXED, FixResult, apply_plans
 from ..audit import AuditError, AuditLog, default_path as default_audit_path
@@ -45,6 +45,7 @@ from ..repair import DEFAULT_LOCK_TIMEOUT, FixPlan, describe, oneliner, plans_fr
 from ..refresh import LiveScanner, TickInfo
 from .details import details
 from .first_scan import FirstScan, ui_scope
+from .footer import KeyFooter
 from .rates import RateTracker
 from .screens import CopyScreen, HelpScreen, PreviewScreen, ResultsScreen
 from .seqtable import FILTER_KEY, SeqTable
@@ -276,7 +277,7 @@ class SeqtuiApp(App[int]):
                 yield Static(id="details")
         yield FilterInput(placeholder="filter: words in schema.table.column or the sequence; "
                                       "or a status (behind, ok, critical…)", id="filter")
-        yield Footer()
+        yield KeyFooter()
 
     @property
     def table(self) -> SeqTable:
