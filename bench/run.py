@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """seqtui against its lower bound and against the per-table script it replaces, measured in one run.
 
-    python bench/run.py                                   # 100, 1,000 and 10,000 tables: ~15 minutes
+    python bench/run.py                                   # 100, 1,000 and 10,000 tables: ~7 minutes on 2 cores
     python bench/run.py --tables 100 1000 --no-tui        # a few minutes
     python bench/run.py --tables 1000 --dsn URL           # another server (needs CREATEDB)
     python bench/run.py --tables 1000 --latency-ms 10     # a server 10 ms of round trip away
@@ -28,8 +28,8 @@ the tables written to, as a share of a full scan. --no-tui leaves it out.
 At the end, issue 5's targets for the largest N measured, each met or missed.
 
 Each fix run starts from the same drifted state (reset untimed). Prints medians and ratios against the
-lower bound and against the per-table script, and writes JSON (default bench/results/results.json). Machines here are shared and noisy:
-read the ratios, not the absolute times.
+lower bound and against the per-table script, and writes JSON (default bench/results/results.json).
+Machines here are shared and noisy: read the ratios, not the absolute times.
 """
 
 from __future__ import annotations
