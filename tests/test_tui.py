@@ -336,22 +336,28 @@ async def test_the_key_bar_follows_the_bindings_and_rebuilds_once_for_a_burst_of
         await started(pilot, app)
         await until(pilot, lambda: "preview" in footer_actions(app), "the key bar")
         assert "clear_selection" not in footer_actions(app)  # nothing selected: no Unselect
-        footer, rebuilds = app.query_one(KeyFooter), []
+        # What happens, in order: each bindings signal as it is sent, each rebuild of the key bar.
+        footer, events = app.query_one(KeyFooter), []
+        app.screen.bindings_updated_signal.subscribe(app, lambda screen: events.append("signal"), immediate=True)
         rebuild = footer.recompose
 
         async def counted():
-            rebuilds.append(len(app.selected))
+            events.append("rebuild")
             await rebuild()
         footer.recompose = counted
         app.action_toggle_row()  # what space does: a selection, so Unselect is offered
         for _ in range(3):  # and more signals before the key bar is rebuilt: they share the rebuild
             app.screen.refresh_bindings()
+        burst = len(events)
+        assert events == ["signal"] * 4
         await until(pilot, lambda: "clear_selection" in footer_actions(app), "Unselect in the key bar")
         await pilot.pause()
-        assert rebuilds == [1]
+        later = events[burst:]
+        # One rebuild for the burst (Textual's own Footer makes four), and at most one more for each
+        # signal that came after it (focus settling, say).
+        assert 1 <= later.count("rebuild") <= 1 + later.count("signal"), events
         await pilot.press("escape")
         await until(pilot, lambda: "clear_selection" not in footer_actions(app), "Unselect gone again")
-        assert rebuilds == [1, 0]
 
 
 async def test_c_copies_the_one_liner_of_the_current_row(db, tmp_path):
