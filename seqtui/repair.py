@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from psycopg import sql
+from psycopg.adapt import Transformer
 
 from .model import Consumer, Sequence, Status, Verdict
 from .text import one_line
@@ -169,8 +170,12 @@ def transaction_statements(plan: FixPlan, lock_timeout: float = DEFAULT_LOCK_TIM
     """The whole safe fix of one sequence: the statements apply.py runs, in order. `alone`: the
     transaction is run by itself (a psql one-liner, check --json's fix_sql) and waits for its own COMMIT
     to reach disk; otherwise it is one of a run, followed by COMMITS_ON_DISK."""
-    return [*_opening(lock_timeout, statement_timeout, alone), *lock_statements(plan.consumers),
-            fix_statement(plan.sequence, plan.consumers), _COMMIT]
+    return [*_opening(lock_timeout, statement_timeout, alone), *_own_statements(plan), _COMMIT]
+
+
+def _own_statements(plan: FixPlan) -> list[sql.Composable]:
+    """What one plan's transaction runs between its opening and its COMMIT: the LOCKs, the fix."""
+    return [*lock_statements(plan.consumers), fix_statement(plan.sequence, plan.consumers)]
 
 
 def _opening(lock_timeout: float, statement_timeout: float, alone: bool) -> list[sql.Composable]:
@@ -181,8 +186,10 @@ def _opening(lock_timeout: float, statement_timeout: float, alone: bool) -> list
     return opening
 
 
-def render(stmt: sql.Composable) -> str:
-    return stmt.as_string(None)
+def render(stmt: sql.Composable, context: Transformer | None = None) -> str:
+    """The statement's text. `context`: an adaptation context to reuse for its literals (without one,
+    psycopg makes one per literal); rendered without a connection, so the same text any server gets."""
+    return stmt.as_string(context)
 
 
 @lru_cache(maxsize=16)
@@ -196,8 +203,8 @@ def rendered_statements(plan: FixPlan, lock_timeout: float = DEFAULT_LOCK_TIMEOU
                         statement_timeout: float = DEFAULT_STATEMENT_TIMEOUT, *, alone: bool = False) -> list[str]:
     """transaction_statements() as previews and scripts print them: rendered, each ending in ";"."""
     opening, commit = _rendered_shared(lock_timeout, statement_timeout, alone)
-    own = transaction_statements(plan, lock_timeout, statement_timeout, alone=alone)[len(opening):-1]
-    return [*opening, *(render(s) + ";" for s in own), commit]
+    context = Transformer()  # no connection: as render() without one, made once for the plan
+    return [*opening, *(render(s, context) + ";" for s in _own_statements(plan)), commit]
 
 
 def rendered_commits_on_disk() -> list[str]:
