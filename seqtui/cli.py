@@ -23,6 +23,7 @@ from .connect import ConnectError, Target, close_all, connect, open_helpers, res
 from .model import Report, Status, exit_code
 from .repair import DEFAULT_LOCK_TIMEOUT, describe, oneliner, plans_from_verdicts, script
 from .scan import Scope, ScopeError, scan
+from .spare import spare_helpers
 
 EXIT_OK, EXIT_WARNING, EXIT_CRITICAL, EXIT_UNKNOWN = 0, 1, 2, 3  # Nagios convention for `check`
 
@@ -63,9 +64,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--jobs", "-j", metavar="N", type=_positive(int),
                    help="work on N connections at once, like pg_dump -j: faster on big databases, at the "
                         "cost of N-1 more connections (check and sql: while measuring; fix: while measuring "
-                        "and fixing; the UI: for its first scan only; default: 1, and for the UI's first "
-                        "scan of a database with 2,000 sequences or more a second one if the server has "
-                        "room, never waited for)")
+                        "and fixing; the UI: for its first scan only; default: 1, and to measure a "
+                        "database of 2,000 sequences or more a second one if the server has room, never "
+                        "waited for)")
     g.add_argument("--statement-timeout", metavar="SECONDS", type=_positive(float),
                    help="limit for each high-water query, and for each statement of a fix while it holds "
                         "its locks (default: 10)")
@@ -164,9 +165,9 @@ def _scanning():
 
 @contextmanager
 def _helpers(args, target: Target):
-    """The --jobs connections besides the main one, open for the block. Fewer than asked for is a
-    warning, not an error."""
-    jobs = args.jobs or 1  # not given: one (the UI alone reads None as "a spare on a big database")
+    """The --jobs connections besides the main one, open for the block (none without --jobs). Fewer
+    than asked for is a warning, not an error."""
+    jobs = args.jobs or 1
     helpers, why = open_helpers(target, jobs) if jobs > 1 else ([], None)
     if why:
         print(f"seqtui: --jobs {args.jobs}: working on {len(helpers) + 1} connection(s), since another "
@@ -177,11 +178,22 @@ def _helpers(args, target: Target):
         close_all(helpers)
 
 
-def _scan(conn, args, target: Target, config, helpers=None) -> Report:
-    """scan() with the spinner, on --jobs connections: `helpers` if given, else ones open only while it
-    measures."""
-    if helpers is None:
+@contextmanager
+def _measuring_helpers(args, conn, target: Target):
+    """The connections a scan on `conn` measures on besides it, open for the scan: --jobs N's, or
+    without --jobs a spare on a big database (spare.py)."""
+    if args.jobs is None:
+        with spare_helpers(conn, target) as spare:
+            yield spare
+    else:
         with _helpers(args, target) as helpers:
+            yield helpers
+
+
+def _scan(conn, args, target: Target, config, helpers=None) -> Report:
+    """scan() with the spinner, measuring on `helpers` too if given, else on _measuring_helpers()."""
+    if helpers is None:
+        with _measuring_helpers(args, conn, target) as helpers:
             return _scan(conn, args, target, config, helpers)
     with _scanning() as progress:
         return scan(conn, _scope(args, target, config), progress, helpers)
@@ -238,9 +250,10 @@ def _confirm(count: int) -> bool:
 def cmd_fix(args, target, config) -> int:
     from .repair import rendered_commits_on_disk, rendered_statements
 
-    # --jobs: the same connections measure, then fix
+    # --jobs: the same connections measure, then fix. Without it the scan may measure on a spare too
+    # (spare.py), and the fixes are written on this one connection.
     with _connection(target) as conn, _helpers(args, target) as helpers:
-        report = _scan(conn, args, target, config, helpers)
+        report = _scan(conn, args, target, config, helpers if args.jobs else None)
         plans = plans_from_verdicts(report.verdicts)
         # Rows seqtui could not judge are not known to be healthy: say so, and never exit 0 over them.
         unjudged = [v for v in report.verdicts if v.status in (Status.UNREADABLE, Status.TIMEOUT)]

@@ -1,21 +1,24 @@
-"""The UI's first scan of a big database measures on a spare second connection too, unasked, when the
-server has room for it, and never waits for it. Real PostgreSQL; "big" is made small for the tests."""
+"""A scan of a big database (the UI's first; check, sql and fix without --jobs) measures on a spare
+second connection too, unasked, when the server has room for it, and never waits for it. Real
+PostgreSQL; "big" is made small for the tests."""
 
 from __future__ import annotations
 
+import json
 import threading
 
 import psycopg
 import pytest
 from psycopg.conninfo import make_conninfo
 
-from seqtui import catalog
+from seqtui import catalog, cli
+from seqtui import spare as spare_module
 from seqtui.catalog import Room
 from seqtui.config import Config
 from seqtui.connect import SpareConnection, connect, resolve
 from seqtui.scan import scan
-from seqtui.tui import first_scan as first_scan_module
-from seqtui.tui.first_scan import FirstScan, ui_scope, wants_spare
+from seqtui.spare import wants_spare
+from seqtui.tui.first_scan import FirstScan, ui_scope
 from test_safety import wait_for
 
 TABLES = 6
@@ -30,7 +33,7 @@ def build(db) -> None:
 def small_big(monkeypatch):
     """Six sequences count as a big database, measured in groups of two (so that two connections can
     share the work)."""
-    monkeypatch.setattr(first_scan_module, "SPARE_MIN_SEQUENCES", TABLES)
+    monkeypatch.setattr(spare_module, "SPARE_MIN_SEQUENCES", TABLES)
     monkeypatch.setattr(catalog, "GROUP", 2)
 
 
@@ -111,12 +114,12 @@ def test_a_big_database_is_measured_on_two_connections_and_the_spare_is_closed(d
 def test_no_spare_when_small_when_the_server_has_no_room_or_with_jobs_1(db, small_big, monkeypatch, why):
     build(db)
     opened = []
-    monkeypatch.setattr(first_scan_module, "SpareConnection",
+    monkeypatch.setattr(spare_module, "SpareConnection",
                         lambda target: opened.append(target) or SpareConnection(target))
     if why == "small":
-        monkeypatch.setattr(first_scan_module, "SPARE_MIN_SEQUENCES", TABLES + 1)
+        monkeypatch.setattr(spare_module, "SPARE_MIN_SEQUENCES", TABLES + 1)
     if why == "no room":
-        monkeypatch.setattr(first_scan_module, "SPARE_MIN_FREE_SLOTS", 10_000)
+        monkeypatch.setattr(spare_module, "SPARE_MIN_FREE_SLOTS", 10_000)
     first, report = run_first_scan(db, jobs=1 if why == "jobs 1" else None)
     assert opened == [] and first.connections == 1
     assert {v.consumer.table for v in report.verdicts} == {f"t{i}" for i in range(TABLES)}
@@ -136,7 +139,7 @@ def test_the_scan_never_waits_for_a_spare_that_is_slow_to_open(db, small_big, mo
         return conn
 
     spares = []
-    monkeypatch.setattr(first_scan_module, "SpareConnection",
+    monkeypatch.setattr(spare_module, "SpareConnection",
                         lambda target: spares.append(SpareConnection(target, slow_open)) or spares[-1])
     first, report = run_first_scan(db)
     assert len(spares) == 1 and first.connections == 1 and opened == []  # done without it
@@ -153,7 +156,7 @@ def test_a_spare_the_server_refuses_is_simply_not_there(db, small_big, monkeypat
     def refused(target):
         raise psycopg.OperationalError("FATAL:  sorry, too many clients already")
 
-    monkeypatch.setattr(first_scan_module, "SpareConnection", lambda target: SpareConnection(target, refused))
+    monkeypatch.setattr(spare_module, "SpareConnection", lambda target: SpareConnection(target, refused))
     first, report = run_first_scan(db)
     assert first.connections == 1 and first.helper_warning is None  # unasked for: no warning either
     assert {v.consumer.table for v in report.verdicts} == {f"t{i}" for i in range(TABLES)}
@@ -171,3 +174,78 @@ def test_a_server_that_hides_its_room_is_scanned_on_one_connection(db, small_big
     assert first.connections == 1
     assert {v.consumer.table for v in report.verdicts} == {f"t{i}" for i in range(TABLES)}
     first.conn.close()
+
+
+class RecordedSpares:
+    """SpareConnection as spare.py makes them, each recorded with the connection it handed out."""
+
+    def __init__(self, monkeypatch) -> None:
+        self.made: list[SpareConnection] = []
+        self.taken: list[psycopg.Connection] = []
+        outer = self
+
+        class Recorded(SpareConnection):
+            def take(self):
+                conn = super().take()
+                if conn is not None:
+                    outer.taken.append(conn)
+                return conn
+
+        monkeypatch.setattr(spare_module, "SpareConnection",
+                            lambda target: outer.made.append(Recorded(target)) or outer.made[-1])
+
+    def wait_until_open(self) -> None:
+        """The spare open before measuring starts, as on a server next door (not waited for otherwise)."""
+        wait_for(lambda: self.made and self.made[0]._state == "ready", "the spare to open")
+
+
+@pytest.fixture
+def elsewhere(tmp_path, monkeypatch):
+    """Run from a directory without the project's sequences.json (its watchlist would add rows)."""
+    monkeypatch.chdir(tmp_path)
+
+
+def check_json(db, capsys, *extra) -> tuple[int, list]:
+    code = cli.main(["check", "--json", "--dsn", db.url, *extra])
+    rows = json.loads(capsys.readouterr().out)["sequences"]
+    return code, sorted((r["table"], r["status"], r["high_water"], r["next_value"]) for r in rows)
+
+
+def test_check_measures_a_big_database_on_a_spare_too_and_reports_the_same(db, small_big, elsewhere, monkeypatch, capsys):
+    build(db)
+    alone = check_json(db, capsys, "--jobs", "1")
+    spares = RecordedSpares(monkeypatch)
+    real_discover = catalog.discover
+    monkeypatch.setattr(catalog, "discover", lambda conn: (spares.wait_until_open(), real_discover(conn))[1])
+    assert check_json(db, capsys) == alone
+    assert alone[0] == 2 and len(alone[1]) == TABLES  # all behind: rows imported with explicit ids
+    assert len(spares.made) == 1 and len(spares.taken) == 1 and spares.taken[0].closed
+
+
+def test_check_with_jobs_1_or_on_a_small_database_opens_no_spare(db, small_big, elsewhere, monkeypatch, capsys):
+    build(db)
+    spares = RecordedSpares(monkeypatch)
+    assert check_json(db, capsys, "--jobs", "1")[0] == 2
+    monkeypatch.setattr(spare_module, "SPARE_MIN_SEQUENCES", TABLES + 1)
+    assert check_json(db, capsys)[0] == 2
+    assert spares.made == []
+
+
+def test_fix_measures_on_the_spare_but_writes_on_its_own_connection(db, small_big, elsewhere, monkeypatch, capsys, tmp_path):
+    """Unasked, the spare only reads: it is closed before the first fix, which apply writes on the
+    command's own connection."""
+    build(db)
+    spares = RecordedSpares(monkeypatch)
+    real_discover, real_apply, applied = catalog.discover, cli.apply_plans, []
+    monkeypatch.setattr(catalog, "discover", lambda conn: (spares.wait_until_open(), real_discover(conn))[1])
+
+    def apply_plans(conn, plans, *args, helpers=(), **kwargs):
+        applied.append((len(plans), list(helpers), [s.closed for s in spares.taken]))
+        return real_apply(conn, plans, *args, helpers=helpers, **kwargs)
+
+    monkeypatch.setattr(cli, "apply_plans", apply_plans)
+    code = cli.main(["fix", "--yes", "--dsn", db.url, "--audit-log", str(tmp_path / "audit.jsonl")])
+    assert code == 0, capsys.readouterr().err
+    assert applied == [(TABLES, [], [True])]  # measured with the spare, closed before writing
+    for i in range(TABLES):  # the proof: a row inserted through the default now gets a free id
+        assert db.scalar(f"INSERT INTO t{i} DEFAULT VALUES RETURNING id") == i + 6

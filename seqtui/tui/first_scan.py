@@ -10,17 +10,17 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Callable, Iterator
+from typing import Callable
 
 import psycopg
 
-from ..catalog import Room, room
 from ..config import Config
-from ..connect import SpareConnection, Target, close_all, open_helpers
+from ..connect import Target, close_all, open_helpers
 from ..heap import CollectionHold
 from ..model import Report
 from ..refresh import LiveScanner
 from ..scan import Scope
+from ..spare import spare_helpers
 
 Progress = Callable[[Callable[[], Report], int, int], None]  # as LiveScanner.tick() calls it
 
@@ -30,35 +30,6 @@ def ui_scope(target: Target, config: Config | None, schemas=(), statement_timeou
     return Scope.from_config(config or Config(), schemas=tuple(schemas or ()),
                              statement_timeout_ms=int(statement_timeout * 1000),
                              default_schemas=target.schemas)
-
-
-# Without --jobs, the first scan of a big database measures on a second connection too, if the server
-# has room for it: at 10,000 tables on 2 cores the whole table came 20-30% sooner (bench/tui.py). It is
-# opened while discovery runs and never waited for: the scan takes it only if it is open when measuring
-# starts. Later refreshes are small and use one connection; `--jobs 1` keeps the first scan to one too.
-SPARE_MIN_SEQUENCES = 2000  # below this one connection measures in well under a second
-SPARE_MIN_FREE_SLOTS = 10   # and at least a fifth of max_connections: an incident may need the slots
-
-
-def wants_spare(r: Room) -> bool:
-    """Whether the first scan may open a second connection unasked."""
-    return (r.sequences >= SPARE_MIN_SEQUENCES
-            and r.free_slots >= max(SPARE_MIN_FREE_SLOTS, r.max_connections // 5))
-
-
-class _SpareIfOpen:
-    """A tick's helpers that are looked at when measuring starts (after discovery): the spare if it is
-    open by then, handed to `on_take`, and nothing otherwise."""
-
-    def __init__(self, spare: SpareConnection, on_take: Callable[[psycopg.Connection], None]) -> None:
-        self.spare, self.on_take = spare, on_take
-
-    def __iter__(self) -> Iterator[psycopg.Connection]:
-        conn = self.spare.take()
-        if conn is None:
-            return iter(())
-        self.on_take(conn)
-        return iter((conn,))
 
 
 class FirstScan:
@@ -71,7 +42,7 @@ class FirstScan:
     def __init__(self, conn: psycopg.Connection, scope: Scope, target: Target, *, jobs: int | None = None,
                  full_every: float = 30.0) -> None:
         """`jobs`: connections to measure on (--jobs); None: one, and a spare on a big database
-        (wants_spare())."""
+        (spare.py)."""
         self.conn, self.target, self.jobs = conn, target, jobs
         self.scanner = LiveScanner(conn, scope, full_every=full_every)
         self.stop = threading.Event()
@@ -96,32 +67,22 @@ class FirstScan:
 
     def _run(self) -> None:
         helpers: list[psycopg.Connection] = []
-        spare: SpareConnection | None = None
         try:
             if self.jobs is not None and self.jobs > 1:
                 helpers, self.helper_warning = open_helpers(self.target, self.jobs)
                 self.connections = 1 + len(helpers)
             self.scanning_on[:] = [self.conn, *helpers]
-            if self.jobs is None and self._spare_wanted():
-                spare = SpareConnection(self.target)
-            self._report = self.scanner.tick(progress=self._progress, stop=self.stop,
-                                             helpers=helpers if spare is None else _SpareIfOpen(spare, self._took))
+            if self.jobs is None:  # a spare on a big database (spare.py)
+                with spare_helpers(self.conn, self.target, self._took) as spare:
+                    self._report = self.scanner.tick(progress=self._progress, stop=self.stop, helpers=spare)
+            else:
+                self._report = self.scanner.tick(progress=self._progress, stop=self.stop, helpers=helpers)
         except BaseException as exc:  # handed to whoever waits in result()
             self._error = exc
             self.collections.release()  # no table is coming: collect as usual meanwhile
         finally:
             self.scanning_on.clear()
             close_all(helpers)
-            if spare is not None:
-                spare.close()
-
-    def _spare_wanted(self) -> bool:
-        try:
-            return wants_spare(room(self.conn))
-        except psycopg.Error:  # a server that hides its numbers: the scan goes on, on one connection
-            if self.conn.broken or self.conn.closed:
-                raise
-            return False
 
     def _took(self, conn: psycopg.Connection) -> None:
         self.scanning_on.append(conn)  # called off with the others (app exit)
