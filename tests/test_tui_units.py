@@ -260,3 +260,42 @@ async def test_live_table_draws_again_only_the_rows_whose_cells_changed():
         await pilot.pause()
         assert [table.render_line(y).text.split() for y in range(1, 4)] == [["a", "1"], ["b", "2"], ["c", "333"]]
         assert table.render_line(1) is not after[0]
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("cursor_type", ["row", "cell"])
+async def test_live_table_draws_its_cells_exactly_as_datatable_does(cursor_type):
+    """SeqTable draws its one-line cells itself, for speed: segment for segment and style for style
+    (colours, cursor and hover highlights, the row and column a mouse click reports) what DataTable's
+    own rendering gives, for left- and right-justified texts, wide characters and wider columns."""
+    from rich.style import Style
+    from textual.widgets import DataTable
+
+    from seqtui.tui.seqtable import SeqTable, Shown
+
+    app = one_table_app()
+    texts = ["", "a", "public", "12,345", "9 ", " x", "数据表", "é", "orders_id_seq"]
+    styles = ["", "bold red", "dim", "magenta", "#ff8700"]
+    async with app.run_test(size=(60, 12)) as pilot:
+        table = app.query_one(SeqTable)
+        table.cursor_type = cursor_type
+        keys = [f"r{i}" for i in range(len(texts))]
+        table.show_rows(keys, {k: (Shown(Cell(t, st), "name"), Shown(Cell(t, st), "next"))
+                               for k, t, st in zip(keys, texts, styles * 2)})
+        await pilot.pause()
+        compared = 0
+        for row, text in enumerate(texts):
+            for column in (0, 1):
+                width = table.ordered_columns[column].get_render_width(table)
+                for extra in (0, 3):
+                    for cursor in (False, True):
+                        for hover in (False, True):
+                            for base in (Style(), Style(bgcolor="grey11")):
+                                args = (row, column, base, width + extra, cursor, hover)
+                                table._cell_render_cache.clear()
+                                ours = table._render_cell(*args)
+                                table._cell_render_cache.clear()
+                                theirs = DataTable._render_cell(table, *args)
+                                assert ours == theirs, (text, column, args)
+                                compared += 1
+        assert compared == len(texts) * 2 * 2 * 2 * 2 * 2

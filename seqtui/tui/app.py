@@ -22,7 +22,6 @@ from collections.abc import Mapping
 from typing import Callable, Iterable
 
 import psycopg
-from rich.cells import cell_len
 from rich.text import Text
 from textual import on, work
 from textual.app import App, ComposeResult, SystemCommand
@@ -48,8 +47,8 @@ from .first_scan import FirstScan, ui_scope
 from .footer import KeyFooter
 from .rates import RateTracker
 from .screens import CopyScreen, HelpScreen, PreviewScreen, ResultsScreen
-from .seqtable import FILTER_KEY, SeqTable
-from .table import (COLUMN_KEYS, COLUMNS, SORTABLE, Cell, diff_some, matches, ordered, rate_cell_of, row_cells,
+from .seqtable import FILTER_KEY, SeqTable, Shown
+from .table import (COLUMN_KEYS, COLUMNS, SORTABLE, diff_some, matches, ordered, rate_cell_of, row_cells,
                     sort_key)
 
 INTERVAL_STEPS = (0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
@@ -1187,33 +1186,8 @@ def _short_error(text: str) -> str:
     return re.sub(r"^could not connect \([^)]*\): ", "could not connect: ", text)
 
 
-NUMERIC = {c.key for c in COLUMNS if c.numeric}
 RATE = COLUMN_KEYS.index("rate")
 COLUMN_INDEX = {key: i for i, key in enumerate(COLUMN_KEYS)}
-
-
-class Shown:
-    """A cell as the DataTable holds it: turned into rich Text only when drawn. A table of 10,000
-    rows draws the forty on screen; building 110,000 Text objects up front cost a third of a second."""
-
-    __slots__ = ("text", "style", "justify", "width")
-
-    def __init__(self, cell: Cell, column: str = "") -> None:
-        self.text, self.style = cell.text, cell.style
-        self.justify = "right" if column in NUMERIC else "left"
-        # printable ASCII is one cell a character; cell_len() for the rest (a third of the first
-        # table's handler at 10,000 rows went to cell_len() on ASCII texts)
-        text = self.text
-        self.width = len(text) if text.isascii() and text.isprintable() else cell_len(text)
-
-    def __rich__(self) -> Text:
-        return Text(self.text, style=self.style, justify=self.justify)
-
-    def __str__(self) -> str:
-        return self.text
-
-    def __repr__(self) -> str:
-        return f"Shown({self.text!r}, {self.style!r})"
 
 
 def _shown_row(cells) -> tuple[Shown, ...]:
