@@ -17,8 +17,10 @@ turns (one run of each contender, then again), so that the machine's drift hits 
   fix     seqtui fix --yes      vs  a server-side loop doing the same setvals
                                 vs  the per-table fix-sequences.sql (psql -f)
 
-and both seqtui commands again with --jobs 2 (measuring on two connections), and `seqtui --version`: the
-start-up every command pays (Python, seqtui.cli and psycopg imported) before its first query.
+and both seqtui commands again with --jobs 1 (one connection: without --jobs, a database of 2,000
+sequences or more is also measured on a spare second one) and with --jobs 2 (two connections), and
+`seqtui --version`: the start-up every command pays (Python, seqtui.cli and psycopg imported) before its
+first query.
 
 Then the terminal UI on the same database (bench/tui.py, in a process of its own: its memory is its
 own): the first full table as an operator waits for it (`python -m seqtui` in a terminal), the UI's work
@@ -251,6 +253,7 @@ def run_size(admin_url: str, n: int, repeat: int, psql: str, workdir: Path, late
     results["check"] = medians_interleaved([
         ("lower_bound_server_side", psql_base + ["-c", "SELECT count(*) FROM bench_scan()"], (0,)),
         ("seqtui_check_json", seqtui + ["check", "--json"], (2,)),  # 2: the drifted sequences were found
+        ("seqtui_check_json_jobs_1", seqtui + ["check", "--json", "--jobs", "1"], (2,)),
         ("seqtui_check_json_jobs_2", seqtui + ["check", "--json", "--jobs", "2"], (2,)),
         ("per_table_script", psql_base + ["-f", str(workdir / f"check_{n}.sql")], (0,)),
         # what every seqtui command pays before its first query: Python, seqtui.cli and psycopg
@@ -259,6 +262,7 @@ def run_size(admin_url: str, n: int, repeat: int, psql: str, workdir: Path, late
     results["fix"] = medians_interleaved([
         ("lower_bound_server_side", psql_base + ["-c", "SELECT bench_fix()"], (0,)),
         ("seqtui_fix_yes", seqtui + ["fix", "--yes"], (0,)),
+        ("seqtui_fix_yes_jobs_1", seqtui + ["fix", "--yes", "--jobs", "1"], (0,)),
         ("seqtui_fix_yes_jobs_2", seqtui + ["fix", "--yes", "--jobs", "2"], (0,)),
         ("per_table_script", psql_base + ["-f", str(workdir / f"fix_{n}.sql")], (0,)),
     ], env, repeat, before=reset)
