@@ -415,26 +415,44 @@ def _groups(discovered: list, size: int) -> list[list]:
 
 def _observe_in_parallel(conns: list[psycopg.Connection], groups: list[list], statement_timeout_ms: int,
                          stop: threading.Event | None) -> Iterator[list[Observation]]:
-    """Each group on whichever connection is free, one thread per connection; yielded in order. The
-    first error (a lost connection) is raised when its group's turn comes. Whatever ends the
-    iteration early (that error, Ctrl+C, a caller that stops reading) calls the scan off on every
-    connection (stop_scan), so the threads end at once instead of finishing their groups."""
+    """Each group on whichever connection is free, one thread per connection; yielded in order.
+
+    A helper that is lost (the server ended its session, a pooler dropped it) leaves the pool, and its
+    group is measured again on a connection still open, the first one at least: these are reads, and
+    a helper is an extra (the spare is not even asked for). The first other error (the first
+    connection lost) is raised when its group's turn comes. Whatever ends the iteration early (that
+    error, Ctrl+C, a caller that stops reading) calls the scan off on every connection (stop_scan), so
+    the threads end at once instead of finishing their groups."""
     free: queue.SimpleQueue = queue.SimpleQueue()
-    for c in conns:
-        free.put(c)
+    main = conns[0]
     stop = stop or threading.Event()
 
+    def lost_helper(c: psycopg.Connection) -> bool:
+        return c is not main and (c.broken or c.closed)
+
     def measure(batch: list) -> list[Observation]:
-        c = free.get()
-        try:
-            return _observe(c, batch, stop)
-        finally:
+        while True:
+            c = free.get()
+            try:
+                observed = _observe(c, batch, stop)
+            except psycopg.Error:
+                if lost_helper(c):
+                    continue  # not put back: the next free connection measures this group
+                free.put(c)
+                raise
             free.put(c)
+            return observed
 
     with ExitStack() as timeouts, ThreadPoolExecutor(max_workers=len(conns),
                                                      thread_name_prefix="seqtui-measure") as pool:
         for c in conns:  # restored after the pool has ended: no thread uses them by then
-            timeouts.enter_context(_statement_timeout(c, statement_timeout_ms))
+            try:
+                timeouts.enter_context(_statement_timeout(c, statement_timeout_ms))
+            except psycopg.Error:
+                if lost_helper(c):
+                    continue  # lost before its first group: the others measure without it
+                raise
+            free.put(c)
         futures = [pool.submit(measure, batch) for batch in groups]
         try:
             for future in futures:

@@ -49,15 +49,44 @@ def test_groups_measured_on_several_connections_come_back_the_same_and_in_order(
     assert behind["b2_id_seq"] == 70 and behind["down"] == -50 and behind["noidx_id_seq"] == 12
 
 
-def test_a_helper_lost_mid_scan_fails_the_scan_instead_of_leaving_sequences_out(shaped, monkeypatch):
+def test_a_helper_lost_before_or_during_the_scan_leaves_its_groups_to_the_others(shaped, monkeypatch):
+    """A helper is an extra (the spare is not even asked for): when its session ends, the groups it
+    had are measured on the connections left, and the scan is the one a single connection makes."""
     monkeypatch.setattr(catalog, "GROUP", 1)
     target = resolve(shaped.url)
     with connect(target) as conn:
+        discovered = catalog.discover(conn)
+        alone = list(catalog.observe_in_groups(conn, discovered))
+
+        dead = connect(target)
+        dead.close()  # a connection that died before its first group
+        assert list(catalog.observe_in_groups(conn, discovered, helpers=[dead])) == alone
+
         helper = connect(target)
-        helper.close()  # a connection that died before its first group
-        with pytest.raises(psycopg.OperationalError):
-            list(catalog.observe_in_groups(conn, catalog.discover(conn), helpers=[helper]))
-        assert conn.execute("SELECT 1").fetchone() == (1,)  # the main connection is fine
+        real, measured_on_helper = catalog._observe, []
+
+        def observe(c, batch, stop=None):
+            if c is helper and measured_on_helper:  # its second group: the server ends its session first
+                shaped.execute(f"SELECT pg_terminate_backend({helper.info.backend_pid}, 10000)")
+            if c is helper:
+                measured_on_helper.append(len(batch))
+            return real(c, batch, stop)
+
+        monkeypatch.setattr(catalog, "_observe", observe)
+        assert list(catalog.observe_in_groups(conn, discovered, helpers=[helper])) == alone
+        assert len(measured_on_helper) >= 2 and helper.broken  # it was lost mid-scan, and nothing was left out
+        assert conn.execute("SELECT 1").fetchone() == (1,)
+
+
+def test_the_first_connection_lost_fails_the_scan(shaped, monkeypatch):
+    monkeypatch.setattr(catalog, "GROUP", 1)
+    target = resolve(shaped.url)
+    conn, helper = connect(target), connect(target)
+    discovered = catalog.discover(conn)
+    conn.close()
+    with pytest.raises(psycopg.OperationalError):
+        list(catalog.observe_in_groups(conn, discovered, helpers=[helper]))
+    helper.close()
 
 
 def test_check_with_jobs_reports_the_same(shaped, seqtui):
