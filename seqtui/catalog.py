@@ -434,14 +434,14 @@ def _observe_in_parallel(conns: list[psycopg.Connection], groups: list[list], st
         while True:
             c = free.get()
             try:
-                observed = _observe(c, batch, stop)
+                return _observe(c, batch, stop)
             except psycopg.Error:
-                if lost_helper(c):
-                    continue  # not put back: the next free connection measures this group
-                free.put(c)
-                raise
-            free.put(c)
-            return observed
+                if not lost_helper(c):
+                    raise
+                c = None  # not put back: the next free connection measures this group
+            finally:  # whatever else ends the group (ScanStopped too): others wait for the connection
+                if c is not None:
+                    free.put(c)
 
     with ExitStack() as timeouts, ThreadPoolExecutor(max_workers=len(conns),
                                                      thread_name_prefix="seqtui-measure") as pool:

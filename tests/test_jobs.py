@@ -4,6 +4,7 @@ closes what it opened, and settles for fewer connections when the server will no
 from __future__ import annotations
 
 import json
+import threading
 
 import psycopg
 import pytest
@@ -63,11 +64,14 @@ def test_a_helper_lost_before_or_during_the_scan_leaves_its_groups_to_the_others
         assert list(catalog.observe_in_groups(conn, discovered, helpers=[dead])) == alone
 
         helper = connect(target)
-        real, measured_on_helper = catalog._observe, []
+        real, measured_on_helper, helper_lost = catalog._observe, [], threading.Event()
 
         def observe(c, batch, stop=None):
-            if c is helper and measured_on_helper:  # its second group: the server ends its session first
+            if c is conn:  # the helper gets groups until it is lost, however busy the machine
+                assert helper_lost.wait(30)
+            elif measured_on_helper:  # the helper's second group: the server ends its session first
                 shaped.execute(f"SELECT pg_terminate_backend({helper.info.backend_pid}, 10000)")
+                helper_lost.set()
             if c is helper:
                 measured_on_helper.append(len(batch))
             return real(c, batch, stop)
@@ -174,7 +178,6 @@ def waiting_on_a_lock(db) -> int:
 def test_stop_scan_ends_a_scan_stuck_behind_a_lock_at_once(shaped, monkeypatch, jobs):
     """Ctrl+C and quitting the UI call the scan off: the statement waiting for the lock is cancelled and
     none of the fallbacks (one statement per table, each up to statement_timeout) is sent after it."""
-    import threading
     import time
 
     monkeypatch.setattr(catalog, "GROUP", 2)
