@@ -93,7 +93,10 @@ class SeqTable(DataTable):
         # rendered before that (the cursor row, drawn as soon as rows are added) stays in a render
         # cache whose key has no width, so the row keeps showing truncated cells ("billin" for
         # "billing") until something else changes. After widths are re-measured, invalidate it.
-        remeasure = bool(getattr(self, "_updated_cells", None)) or getattr(self, "_require_update_dimensions", False)
+        # Only where DataTable measures (rows added by add_row, cells by update_cell): show_rows()
+        # and set_cells() size the columns before anything is drawn and bump _update_count when they
+        # do, and a purge after them cost a second full paint (and rows list) per filter, sort or move.
+        remeasure = bool(getattr(self, "_updated_cells", None)) or bool(getattr(self, "_new_rows", None))
         await super()._on_idle(event)
         if remeasure and hasattr(self, "_clear_caches"):
             self._clear_caches()
@@ -171,11 +174,13 @@ class SeqTable(DataTable):
                 del parked[key]
         for column, width in zip(columns, widths):
             column.content_width = width
-        key_of = {rk.value: rk for rk in data}
-        self._row_locations = TwoWayDict({key_of[k]: i for i, k in enumerate(order)})
+        row_of = {rk.value: row for rk, row in rows.items()}  # by str: RowKey hashes in Python
+        ordered = [row_of[k] for k in order]
+        self._row_locations = TwoWayDict({row.key: i for i, row in enumerate(ordered)})
         self._require_update_dimensions = True  # the virtual size, on idle (no row is measured)
         self._update_count += 1
         self._clear_caches()
+        self._ordered_row_cache[(len(ordered), self._layout_count)] = ordered  # what ordered_rows would build
         self.cursor_coordinate = self.cursor_coordinate  # clamped to the new row count
         self.hover_coordinate = self.hover_coordinate
         self.check_idle()
