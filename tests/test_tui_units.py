@@ -275,7 +275,7 @@ async def test_live_table_draws_its_cells_exactly_as_datatable_does(cursor_type)
 
     app = one_table_app()
     texts = ["", "a", "public", "12,345", "9 ", " x", "数据表", "é", "orders_id_seq"]
-    styles = ["", "bold red", "dim", "magenta", "#ff8700"]
+    styles = ["", "bold red", "dim", "magenta", "#ff8700", "no-such-style"]
     async with app.run_test(size=(60, 12)) as pilot:
         table = app.query_one(SeqTable)
         table.cursor_type = cursor_type

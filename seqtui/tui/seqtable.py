@@ -309,11 +309,15 @@ def _shown_line(cell: Shown, width: int, padding: int, pre: Style, post: Style, 
     if used > inner:  # rich folds it; no column here is narrower than its cells
         return None
     fill = " " * (inner - used)
-    body = Segment(fill + text if right else text + fill, _outer(get_style(cell.style) if cell.style else None, pre, post))
+    style = get_style(cell.style, default=_PLAIN) if cell.style else None
+    body = Segment(fill + text if right else text + fill, _outer(style, pre, post))
     if not padding:
         return [body]
     pad = Segment(" " * padding, _outer(None, pre, post))
     return [pad, body, pad]
+
+
+_PLAIN = Style.null()  # what rich's Text.render draws a style it cannot parse in
 
 
 def _outer(style: Style | None, pre: Style, post: Style) -> Style | None:
