@@ -56,7 +56,7 @@ import psycopg
 from psycopg import errors, sql
 from psycopg.pq import DiagnosticField, ExecStatus, PGconn, TransactionStatus
 
-from .model import SequenceState, next_value
+from .model import SequenceState, next_of
 from .repair import (COMMITS_ON_DISK, DEFAULT_LOCK_TIMEOUT, DEFAULT_STATEMENT_TIMEOUT, FixPlan,
                      locked_tables, transaction_statements)
 
@@ -573,7 +573,7 @@ def _outcome(plan: FixPlan, reply) -> FixResult:
         return FixResult(plan, FAILED, plan.next_value, plan.next_value,
                          "could not read the state of the sequence (SELECT privilege on it?); nothing changed")
     inc = plan.sequence.increment
-    before = next_value(SequenceState(int(last_value), is_called == b"t"), inc)
+    before = next_of(plan.sequence, SequenceState(int(last_value), is_called == b"t"))
     if new_last_value is None:
         return FixResult(plan, UNCHANGED, before, before)
     return FixResult(plan, FIXED, before, int(new_last_value) + inc)

@@ -21,7 +21,10 @@ import psycopg
 from psycopg import errors, sql
 from psycopg.pq import TransactionStatus
 
-from .model import Consumer, HighWater, Observation, Sequence, SequenceState, Status
+from dataclasses import replace
+
+from .model import (Consumer, HighWater, Observation, Sequence, SequenceState, Status, is_behind, next_of,
+                    usable_range)
 
 # Subqueries per UNION ALL statement. Planning time grows faster than linearly with the statement's
 # size (measured: 1,000 high-water subqueries take ~220 ms in chunks of 500, ~120 ms in chunks of 100,
@@ -86,7 +89,7 @@ def room(conn: psycopg.Connection) -> Room:
     return Room(*conn.execute(load_sql("room.sql")).fetchone())
 
 
-def _consumer_kind(has_default: bool, owned: bool, identity: str) -> str:
+def _consumer_kind(has_default: bool, owned: bool, identity: str, via_view: bool = False) -> str:
     if identity == "a":
         return "identity always"
     if identity == "d":
@@ -95,6 +98,8 @@ def _consumer_kind(has_default: bool, owned: bool, identity: str) -> str:
         return "serial"
     if has_default:
         return "default"
+    if via_view:
+        return "view default"
     return "owned"
 
 
@@ -114,13 +119,15 @@ def discover(conn: psycopg.Connection) -> list[tuple[Sequence, tuple[Consumer, .
         tables = {(r[1], r[4]) for r in rows}
         consumers = []
         for (_, table_oid, schema, table, column, attnum, column_type, has_default, owned, identity,
-             relkind, is_partition, root, indexed, can_read, can_lock) in rows:
+             relkind, is_partition, root, indexed, can_read, can_lock, bare, via_view, unique, rls_role,
+             domain) in rows:
             if is_partition and root != table_oid and (root, column) in tables:
                 continue
             consumers.append(Consumer(
                 table_oid=table_oid, schema=schema, table=table, column=column, attnum=attnum,
-                column_type=column_type, kind=_consumer_kind(has_default, owned, identity),
-                indexed=indexed, can_read=can_read, can_lock=can_lock, relkind=relkind))
+                column_type=column_type, kind=_consumer_kind(has_default, owned, identity, via_view),
+                indexed=indexed, can_read=can_read, can_lock=can_lock, relkind=relkind, bare=bare,
+                unique=unique, rls_role=rls_role, domain=tuple(domain) if domain else None))
         result.append((seq, tuple(consumers)))
     return result
 
@@ -219,6 +226,33 @@ def _run_unions_pipelined(conn: psycopg.Connection, chunks: list[list[int]],
         return None
 
 
+def _read_unions(conn: psycopg.Connection, indexes: list[int], select: Callable[[int], sql.Composed],
+                 stop: threading.Event | None, together: bool = True) -> tuple[dict[int, object], dict[int, Exception]]:
+    """The one-value queries select(i) for each i, as few statements as possible: every chunk in one
+    pipeline, else chunk by chunk, and a chunk that fails one by one, to find which failed and why.
+    `together=False`: one by one from the start (each may scan a table: a slow one then times out
+    alone instead of taking a whole chunk with it). Returns ({i: value}, {i: the error})."""
+    values: dict[int, object] = {}
+    failed: dict[int, Exception] = {}
+    alone: list[int] = list(indexes) if not together else []
+    if together:
+        rows = _run_unions_pipelined(conn, list(_chunks(indexes)), select)
+        if rows is not None:
+            return dict(rows), failed
+        for chunk in _chunks(indexes):
+            try:
+                values.update(_run_union(conn, [select(i) for i in chunk], stop))
+            except psycopg.Error:
+                alone.extend(chunk)
+    for i in alone:
+        try:
+            (_, value), = _run_union(conn, [select(i)], stop)
+            values[i] = value
+        except psycopg.Error as exc:
+            failed[i] = exc
+    return values, failed
+
+
 def read_high_waters(conn: psycopg.Connection, targets: list[tuple[Consumer, bool]],
                      statement_timeout_ms: int | None, stop: threading.Event | None = None) -> list[HighWater]:
     """max()/min() of every (consumer, ascending) target, in chunks, each under statement_timeout
@@ -229,7 +263,13 @@ def read_high_waters(conn: psycopg.Connection, targets: list[tuple[Consumer, boo
     results: list[HighWater | None] = [None] * len(targets)
     readable = []
     for i, (consumer, _) in enumerate(targets):
-        if consumer.can_read:
+        if consumer.rls_role is not None:
+            # max() would see only the rows the policies let through: a lower bound, or "empty" for a
+            # full table. Not measured at all: the honest verdict is that it cannot be judged.
+            results[i] = HighWater(error=Status.UNREADABLE, detail=(
+                f"cannot be judged: row-level security hides rows of {consumer.schema}.{consumer.table} "
+                f"from {consumer.rls_role} (judge it as the table's owner or a BYPASSRLS role)"))
+        elif consumer.can_read:
             readable.append(i)
         else:
             results[i] = HighWater(error=Status.UNREADABLE,
@@ -237,26 +277,16 @@ def read_high_waters(conn: psycopg.Connection, targets: list[tuple[Consumer, boo
     indexed = [i for i in readable if targets[i][0].indexed]
     unindexed = [i for i in readable if not targets[i][0].indexed]
 
+    def select(i: int) -> sql.Composed:
+        return _hw_select(i, *targets[i])
+
     with _statement_timeout(conn, statement_timeout_ms):
-        rows = _run_unions_pipelined(conn, list(_chunks(indexed)), lambda i: _hw_select(i, *targets[i]))
-        if rows is not None:
-            for i, value in rows:
-                results[i] = HighWater(value=None if value is None else int(value))
-            indexed = []
-        for chunk in _chunks(indexed):
-            try:
-                rows = _run_union(conn, [_hw_select(i, *targets[i]) for i in chunk], stop)
-            except psycopg.Error:
-                unindexed.extend(chunk)  # find out which one failed, one by one
-                continue
-            for i, value in rows:
-                results[i] = HighWater(value=None if value is None else int(value))
-        for i in unindexed:
-            try:
-                (_, value), = _run_union(conn, [_hw_select(i, *targets[i])], stop)
-                results[i] = HighWater(value=None if value is None else int(value))
-            except psycopg.Error as exc:
-                results[i] = _classify(exc)
+        values, failed = _read_unions(conn, indexed, select, stop)
+        more, more_failed = _read_unions(conn, unindexed, select, stop, together=False)
+    for i, value in {**values, **more}.items():
+        results[i] = HighWater(value=None if value is None else int(value))
+    for i, exc in {**failed, **more_failed}.items():
+        results[i] = _classify(exc)
     return results  # type: ignore[return-value]
 
 
@@ -481,4 +511,104 @@ def _observe(conn: psycopg.Connection, discovered: list[tuple[Sequence, tuple[Co
             state=state if isinstance(state, SequenceState) else None,
             state_detail=state if isinstance(state, str) else None,
             high_waters=high_waters))
-    return observations
+    _go_on(stop)
+    return probe_domains(conn, probe_collisions(conn, observations, stop), stop)
+
+
+# The first taken value on a behind sequence's path: (SELECT i::int4, min(col)::numeric FROM ONLY tbl
+# WHERE col >= next [AND (col::numeric - next) % inc = 0]), max() and <= descending. ONLY: a unique
+# index covers its own table, not inheritance children (which are consumers of their own); a
+# partitioned table's unique index covers its partitions, and ONLY would read none of them.
+_PROBE_AGG = {True: (sql.SQL("min("), sql.SQL(" >= ")), False: (sql.SQL("max("), sql.SQL(" <= "))}
+_PROBE_FROM = {True: sql.SQL(")::numeric FROM ONLY "), False: sql.SQL(")::numeric FROM ")}
+
+
+def _probe_select(i: int, consumer: Consumer, nxt: int, increment: int) -> sql.Composed:
+    agg, cmp = _PROBE_AGG[increment > 0]
+    col = sql.Identifier(consumer.column)
+    parts = [_HW_OPEN, sql.Literal(i), _HW_AFTER_INDEX, agg, col, _PROBE_FROM[consumer.relkind != "p"],
+             sql.Identifier(consumer.schema, consumer.table), sql.SQL(" WHERE "), col, cmp, sql.Literal(nxt)]
+    if abs(increment) != 1:  # only values the sequence will hand out: next, next + inc, ...
+        parts += [sql.SQL(" AND ("), col, sql.SQL("::numeric - "), sql.Literal(nxt), sql.SQL(") % "),
+                  sql.Literal(abs(increment)), sql.SQL(" = 0")]
+    return sql.Composed([*parts, _HW_CLOSE])
+
+
+def probe_collisions(conn: psycopg.Connection, observations: list[Observation],
+                     stop: threading.Event | None = None) -> list[Observation]:
+    """For every consumer whose sequence is behind it, the first value on the sequence's path that a
+    row already holds (DESIGN fact 20): with ids 1..1000 and 5000 the next value 1001 is free and the
+    sequence collides 3,999 inserts later; "failing now" is only when a row holds the next value. One
+    index lookup each where the column is indexed, batched as the high-water reads are; a probe that
+    fails leaves the row's HighWater as it was (not probed: the verdict cannot say which)."""
+    targets = []  # (observation index, consumer index, select)
+    for o, obs in enumerate(observations):
+        if obs.state is None:
+            continue
+        seq = obs.sequence
+        nxt = next_of(seq, obs.state)
+        for c_i, (c, hw) in enumerate(zip(obs.consumers, obs.high_waters)):
+            if (nxt is None or not c.comparable or not c.unique or hw.error is not None or hw.value is None
+                    or not is_behind(nxt, hw.value, seq.increment)):
+                continue
+            lo, hi = usable_range(seq, c.column_type)
+            if lo <= nxt <= hi:
+                targets.append((o, c_i, nxt, seq.increment))
+    if not targets:
+        return observations
+
+    def select(i: int) -> sql.Composed:
+        o, c_i, nxt, inc = targets[i]
+        return _probe_select(i, observations[o].consumers[c_i], nxt, inc)
+
+    values, _failed = _read_unions(conn, list(range(len(targets))), select, stop)
+    changed: dict[int, list[HighWater]] = {}
+    for i, value in values.items():
+        o, c_i, _, _ = targets[i]
+        hws = changed.setdefault(o, list(observations[o].high_waters))
+        hws[c_i] = replace(hws[c_i], taken=None if value is None else int(value), probed=True)
+    out = list(observations)
+    for o, hws in changed.items():
+        out[o] = replace(out[o], high_waters=tuple(hws))
+    return out
+
+
+def probe_domains(conn: psycopg.Connection, observations: list[Observation],
+                  stop: threading.Event | None = None) -> list[Observation]:
+    """For a column typed by a domain (DESIGN fact 21): does the domain accept the next value, and the
+    value a fix would hand out next? Its CHECK constraints may be any expression, so the server is asked,
+    one cast each (domain columns are few). A cast the server refuses for another reason (no USAGE on
+    the domain's schema) leaves the answer unknown (None)."""
+    out = list(observations)
+    for o, obs in enumerate(observations):
+        if obs.state is None or not any(c.domain and c.comparable for c in obs.consumers):
+            continue
+        seq, nxt = obs.sequence, next_of(obs.sequence, obs.state)
+        measured = [hw.value for c, hw in zip(obs.consumers, obs.high_waters)
+                    if c.comparable and hw.error is None and hw.value is not None]
+        seq_hw = (max(measured) if seq.ascending else min(measured)) if measured else None
+        hws = list(obs.high_waters)
+        for c_i, c in enumerate(obs.consumers):
+            if not (c.domain and c.comparable):
+                continue
+            lo, hi = usable_range(seq, c.column_type)
+            fits = {}
+            for key, value in (("next_fits", nxt), ("after_fits", None if seq_hw is None else seq_hw + seq.increment)):
+                if value is not None and lo <= value <= hi:
+                    _go_on(stop)
+                    fits[key] = _domain_accepts(conn, c.domain, value)
+            hws[c_i] = replace(hws[c_i], **fits)
+        out[o] = replace(obs, high_waters=tuple(hws))
+    return out
+
+
+def _domain_accepts(conn: psycopg.Connection, domain: tuple[str, str], value: int) -> bool | None:
+    try:
+        conn.execute(sql.SQL("SELECT CAST({} AS {})").format(sql.Literal(value), sql.Identifier(*domain)))
+        return True
+    except errors.CheckViolation:
+        return False
+    except psycopg.Error:
+        if conn.broken or conn.closed:
+            raise
+        return None

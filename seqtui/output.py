@@ -13,6 +13,7 @@ if TYPE_CHECKING:  # rich is imported lazily, where it is used
 JSON_VERSION = 1
 
 STATUS_STYLE = {
+    Status.EXHAUSTED: "bold red",
     Status.BEHIND: "bold red",
     Status.UNREADABLE: "magenta",
     Status.TIMEOUT: "magenta",
@@ -61,6 +62,8 @@ def verdict_json(v: Verdict, script: str | None = None) -> dict:
         "capacity_level": v.capacity_level.value if v.capacity_level else None,
         "fix_sql": script if v.status is Status.BEHIND else None,
         "fixable": v.fixable,
+        "failing_now": v.failing_now,
+        "collides_in": v.collides_in,
         "detail": v.detail,
         "data_type": seq.data_type if seq else None,
         "min_value": seq.min_value if seq else None,
@@ -111,7 +114,7 @@ def summary_line(report: Report) -> str:
 
 def summary_text(counts: dict[str, int]) -> str:
     """'3 behind · 1 critical · 40 ok', worst first."""
-    order = ["behind", "critical", "warning", "unreadable", "timeout", "missing", "incomparable", "ok",
+    order = ["exhausted", "behind", "critical", "warning", "unreadable", "timeout", "missing", "incomparable", "ok",
              "empty", "unused"]
     parts = [f"{counts[k]} {k}" for k in order if counts.get(k)]
     return " · ".join(parts) if parts else "no sequences found"
@@ -121,7 +124,7 @@ def _status_text(v: Verdict) -> "Text":
     from rich.text import Text
 
     level = v.capacity_level
-    if level in (CapacityLevel.WARNING, CapacityLevel.CRITICAL) and v.status is not Status.BEHIND:
+    if level in (CapacityLevel.WARNING, CapacityLevel.CRITICAL) and v.status not in (Status.BEHIND, Status.EXHAUSTED):
         return Text(f"{v.status.value} ({level.value})", style=LEVEL_STYLE[level])
     return Text(v.status.value, style=STATUS_STYLE[v.status])
 

@@ -57,6 +57,14 @@ _SELECT_STATE = sql.SQL("SELECT s.last_value, s.is_called, CASE WHEN m.hw ")
 _BEHIND = {True: sql.SQL(">= CASE WHEN s.is_called THEN s.last_value + "),
            False: sql.SQL("<= CASE WHEN s.is_called THEN s.last_value - ")}
 _THEN_SETVAL = sql.SQL(" ELSE s.last_value END THEN pg_catalog.setval(")
+# A CYCLE sequence past its bound starts again at the other end (DESIGN fact 17): its next value is
+# computed as nextval() computes it. (A NO CYCLE one past its bound has no next value; the plain form's
+# last_value + inc is then beyond every id, and nothing is set: no setval helps there.)
+_CYCLE_NEXT = {True: (sql.SQL(">= CASE WHEN NOT s.is_called THEN s.last_value WHEN s.last_value > "),
+                      sql.SQL(" ELSE s.last_value + ")),
+               False: (sql.SQL("<= CASE WHEN NOT s.is_called THEN s.last_value WHEN s.last_value < "),
+                       sql.SQL(" ELSE s.last_value - "))}
+_CYCLE_THEN, _CYCLE_END = sql.SQL(" THEN "), sql.SQL(" END THEN pg_catalog.setval(")
 _SETVAL_REST = sql.SQL("::regclass, m.hw::bigint, true) END AS new_last_value FROM ")
 _AS_S = sql.SQL(" AS s")
 _DATA_FUNCTION, _DATA_FUNCTION_CLOSE = sql.SQL("pg_catalog.pg_get_sequence_data("), sql.SQL("::regclass) AS s")
@@ -109,9 +117,16 @@ def fix_statement(seq: Sequence, consumers: tuple[Consumer, ...]) -> sql.Compose
     name = sql.Literal(seq.display_name)
     state = ([_DATA_FUNCTION, name, _DATA_FUNCTION_CLOSE] if seq.data_function
              else [sql.Identifier(seq.schema, seq.name), _AS_S])
-    return sql.Composed([
-        _SELECT_STATE, _BEHIND[seq.ascending], sql.Literal(abs(seq.increment)), _THEN_SETVAL,
-        name, _SETVAL_REST, *_high_water_from(consumers, seq.ascending), *state])
+    inc = sql.Literal(abs(seq.increment))
+    if seq.cycle:
+        wrap_at, restart = ((seq.max_value - seq.increment, seq.min_value) if seq.ascending
+                            else (seq.min_value - seq.increment, seq.max_value))
+        opening, otherwise = _CYCLE_NEXT[seq.ascending]
+        behind = [opening, sql.Literal(wrap_at), _CYCLE_THEN, sql.Literal(restart), otherwise, inc, _CYCLE_END]
+    else:
+        behind = [_BEHIND[seq.ascending], inc, _THEN_SETVAL]
+    return sql.Composed([_SELECT_STATE, *behind, name, _SETVAL_REST, *_high_water_from(consumers, seq.ascending),
+                         *state])
 
 
 def locked_tables(consumers: tuple[Consumer, ...]) -> tuple[Consumer, ...]:

@@ -39,6 +39,7 @@ from shapes import Consumer, Shape, generate, q
 
 ROLE_PASSWORD = "oracle-pw"
 JUDGED = {"ok", "empty", "behind", "exhausted"}
+COLLISIONS_TRIED = 40  # "collides in N inserts" is tried for real up to this N
 
 
 @dataclass(frozen=True)
@@ -84,6 +85,30 @@ def probe_insert(admin: psycopg.Connection, shape: Shape, c: Consumer) -> Truth:
         admin.execute("SELECT setval(%s::regclass, %s, %s)", (shape.sequence, *saved))
 
 
+def first_collision(admin: psycopg.Connection, shape: Shape, c: Consumer, limit: int) -> int | None:
+    """Which of the next `limit` default INSERTs is the first to fail (1-based), None if none does; in
+    one transaction rolled back, the sequence put back after it."""
+    saved = _state(admin, shape.sequence)
+    try:
+        with admin.transaction(force_rollback=True):
+            for n in range(1, limit + 1):
+                try:
+                    with admin.transaction():
+                        admin.execute(f"INSERT INTO {c.insert_into} DEFAULT VALUES")
+                except psycopg.Error:
+                    return n
+        return None
+    finally:
+        admin.execute("SELECT setval(%s::regclass, %s, %s)", (shape.sequence, *saved))
+
+
+def _past(admin: psycopg.Connection, c: Consumer, value: int, ascending: bool) -> bool:
+    """Is `value` beyond every id already in the consumer's table?"""
+    agg = "max" if ascending else "min"
+    extreme = admin.execute(f"SELECT {agg}({q(c.column)}) FROM {q(c.schema, c.table)}").fetchone()[0]
+    return extreme is None or (value > extreme if ascending else value < extreme)
+
+
 def _row_key(row: dict) -> tuple:
     return (row["schema"], row["table"], row["column"])
 
@@ -100,8 +125,11 @@ def judge_row(shape: Shape, c: Consumer, row: dict | None, truth: Truth) -> list
         return [] if truth.outcome == "ok" and truth.value == nxt else [where]
     if status == "exhausted":
         return [] if truth.outcome in ("exhausted", "out_of_range", "check") else [where]
-    # behind: failing now, or collides later
-    if row.get("failing_now", True):  # before issue 18, "behind" claimed it
+    # behind: failing now, or collides later, or (a probe that could not run) cannot be told
+    failing = row.get("failing_now", True)  # before issue 18, "behind" claimed it
+    if failing is None:
+        return [] if shape.blind else [f"{where}: whether it fails now is not told, though nothing hides it"]
+    if failing:
         return [] if truth.outcome == "duplicate" and truth.value == nxt else [where]
     return [] if truth.outcome == "ok" and truth.value == nxt else [where]
 
@@ -112,6 +140,7 @@ class Result:
     disagreements: list[Disagreement]
     rows: int
     unjudged: int
+    statuses: Counter
 
     def by_tag(self) -> Counter:
         counts: Counter = Counter()
@@ -161,6 +190,12 @@ def run(admin: psycopg.Connection, url: str, role: str, shapes: list[Shape]) -> 
             truth = probe_insert(admin, shape, c)
             before.setdefault(shape.index, []).append((c, truth, row))
             found += [Disagreement(shape, w) for w in judge_row(shape, c, row, truth)]
+            n = row and row["status"] == "behind" and row["collides_in"]
+            if n and n <= COLLISIONS_TRIED:  # "collides in N inserts": the N-th fails, none before it
+                got = first_collision(admin, shape, c, n)
+                if got != n:
+                    found.append(Disagreement(shape, f"{c.schema}.{c.table}.{c.column}: collides_in {n}, "
+                                                     f"but the first INSERT to fail was {got}"))
             unjudged += row is not None and row["status"] not in JUDGED
 
     # The fix as the same role: the real command, then the plans it declined, forced.
@@ -185,15 +220,20 @@ def run(admin: psycopg.Connection, url: str, role: str, shapes: list[Shape]) -> 
     for shape in shapes:
         probes = before.get(shape.index, [])
         behind = [row for _, _, row in probes if row and row["status"] == "behind"]
-        if not behind:
-            continue
+        if not behind or any(row is None or row["status"] not in JUDGED for _, _, row in probes):
+            continue  # nothing to fix, or a row seqtui honestly could not judge: no promise either way
         promised = all(row["fixable"] for row in behind)
         name = behind[0]["sequence"]
         outcome = fixed.get(name)
         after = [probe_insert(admin, shape, c) for c, _, _ in probes]
-        worked = outcome in ("fixed", "unchanged") and all(t.outcome == "ok" for t in after)
+        # Repaired means past the data: the value handed out next lies beyond every id of every
+        # consumer (a CYCLE sequence set to its MAXVALUE hands out MINVALUE next, free or not).
+        ascending = behind[0]["increment"] > 0
+        worked = outcome == "fixed" and all(
+            t.outcome == "ok" and t.value is not None and _past(admin, c, t.value, ascending)
+            for (c, _, _), t in zip(probes, after))
         if promised != worked:
             found.append(Disagreement(shape, (
                 f"{name}: fixable={promised}, but the fix as the role gave {outcome!r} and the INSERTs "
                 f"after it {[str(t) for t in after]}")))
-    return Result(shapes, found, len(rows), unjudged)
+    return Result(shapes, found, len(rows), unjudged, Counter(r["status"] for r in rows.values()))

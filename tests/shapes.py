@@ -268,6 +268,10 @@ def _table(g: _Gen, layout: str, table: str, col: str, ctype: str, default: str,
 def _privileges(g: _Gen, seq: str, tables: list[str], col: str) -> None:
     """What the test role may do: a random mix, as real grants are, sometimes ownership; and RLS."""
     rng, role, s = g.rng, q(g.role), g.schema
+    if rng.random() < 0.5:  # half the shapes: what an application role usually has, so most rows are judged
+        g.build += [f"GRANT USAGE ON SCHEMA {q(s)} TO {role}", f"GRANT SELECT, UPDATE ON SEQUENCE {seq} TO {role}",
+                    *(f"GRANT SELECT, UPDATE ON {q(s, t)} TO {role}" for t in tables)]
+        return
     if rng.random() < 0.95:
         g.build.append(f"GRANT USAGE ON SCHEMA {q(s)} TO {role}")
     else:

@@ -27,7 +27,8 @@ def test_table_fits_80_columns_with_whole_names_and_notes_for_what_needs_attenti
     assert all(len(line) <= 80 and line == line.rstrip() for line in narrow.splitlines())
     assert "public.customer_invoices.id" in narrow  # on one line, not folded letter by letter
     assert "detail" not in narrow.splitlines()[2]
-    assert check_notes(report) == ["public.customer_invoices.id: next value 1 is already used (highest id 42)."]
+    assert check_notes(report) == ["public.customer_invoices.id: collides in 42 inserts: next value 1 is free, 42 is taken "
+                                  "(highest id 42)."]
     wide = render(report, 200)
     assert "detail" in wide and "public.customer_invoices_id_seq" in wide
 

@@ -1,9 +1,18 @@
 -- Every column that draws from a user sequence (DESIGN fact 1), resolved through pg_depend and OIDs,
 -- never by parsing default expressions:
 --   * a DEFAULT calling nextval(): its pg_attrdef row depends on the sequence (serial, or no OWNED BY);
---   * OWNED BY (deptype 'a') and identity columns (deptype 'i'): the sequence depends on the column.
-WITH uses AS (
-    SELECT d.refobjid AS seq, ad.adrelid AS rel, ad.adnum AS attnum, 'default' AS via
+--   * OWNED BY (deptype 'a') and identity columns (deptype 'i'): the sequence depends on the column;
+--   * a view column with its own DEFAULT (fact 18): an INSERT through the view puts the value into the
+--     base table's column, which is the consumer measured.
+-- `bare`: the default is nextval() itself, possibly under casts (fact 19). Read from the stored
+-- expression tree (pg_attrdef.adbin), not from its text: the top of the tree is a chain of cast
+-- nodes (a cast function called as a cast, a relabel, a domain coercion) ending in the call of
+-- nextval(regclass). `nextval('s') * 10` or `'X' || nextval('s')` store something else.
+WITH RECURSIVE uses AS (
+    SELECT d.refobjid AS seq, ad.adrelid AS rel, ad.adnum AS attnum, 'default' AS via,
+           ad.adbin::text ~ ('^(\{(FUNCEXPR :funcid \d+ [^{}]*?:funcformat [12] [^{}]*?:args \(|'
+                             'RELABELTYPE :arg |COERCETODOMAIN :arg ))*\{FUNCEXPR :funcid '
+                             || 'pg_catalog.nextval(regclass)'::regprocedure::oid || ' ') AS bare
     FROM pg_depend d
     JOIN pg_attrdef ad ON ad.oid = d.objid
     WHERE d.classid = 'pg_attrdef'::regclass
@@ -11,12 +20,41 @@ WITH uses AS (
       AND d.refobjsubid = 0   -- the default's dependency on its own column has the column's attnum
     UNION ALL                 -- a column found twice (serial: default and OWNED BY) is folded by GROUP BY
     SELECT d.objid, d.refobjid, d.refobjsubid,
-           CASE d.deptype WHEN 'i' THEN 'identity' ELSE 'owned' END
+           CASE d.deptype WHEN 'i' THEN 'identity' ELSE 'owned' END, true
     FROM pg_depend d
     WHERE d.classid = 'pg_class'::regclass
       AND d.refclassid = 'pg_class'::regclass
       AND d.deptype IN ('a', 'i')
       AND d.refobjsubid > 0
+),
+-- A view's default, followed down to the table column it lands in. The view's query tree marks each
+-- output column with the table and column it comes from (TargetEntry resorigtbl/resorigcol); only an
+-- updatable column of an updatable view passes an INSERT's value down as it is. A view over a view is
+-- followed again, a few levels at most.
+via_views AS (
+    SELECT u.seq, u.rel, u.attnum, u.bare, 0 AS depth
+    FROM uses u
+    JOIN pg_class v ON v.oid = u.rel AND v.relkind = 'v'
+    UNION ALL
+    SELECT w.seq, o.tbl, o.col, w.bare, w.depth + 1
+    FROM via_views w
+    JOIN pg_rewrite r ON r.ev_class = w.rel AND r.rulename = '_RETURN'
+    CROSS JOIN LATERAL (
+        SELECT m[1]::oid AS tbl, m[2]::int4 AS col
+        FROM regexp_matches(r.ev_action::text,
+                            ':resno ' || w.attnum || ' :resname (?:\\.|[^ \\])* :ressortgroupref \d+ '
+                            ':resorigtbl (\d+) :resorigcol (\d+)', 'g') WITH ORDINALITY AS x(m, i)
+        ORDER BY x.i DESC  -- the view's own target list comes after those of any subquery
+        LIMIT 1) o
+    WHERE w.depth < 8 AND o.tbl <> 0 AND pg_column_is_updatable(w.rel::regclass, w.attnum::int2, false)
+),
+all_uses AS (
+    SELECT seq, rel, attnum, via, bare FROM uses
+    UNION ALL
+    SELECT seq, rel, attnum, 'view', bare FROM via_views WHERE depth > 0
+),
+me AS MATERIALIZED (
+    SELECT rolsuper OR rolbypassrls AS bypass_rls FROM pg_roles WHERE rolname = current_user
 )
 SELECT u.seq::int8                                         AS seq_oid,
        t.oid::int8                                         AS table_oid,
@@ -24,8 +62,16 @@ SELECT u.seq::int8                                         AS seq_oid,
        t.relname                                           AS table,
        a.attname                                           AS column,
        a.attnum                                            AS attnum,
-       format_type(CASE WHEN ty.typtype = 'd' THEN ty.typbasetype ELSE a.atttypid END, NULL)
-                                                           AS column_type,
+       -- a domain has the range of the integer type under it (fact 21), a domain over a domain too
+       format_type(CASE WHEN ty.typtype = 'd' THEN (
+                       WITH RECURSIVE base(oid, typtype, depth) AS (
+                           SELECT ty.typbasetype, 'd'::"char", 0
+                           UNION ALL
+                           SELECT b.typbasetype, b.typtype, base.depth + 1
+                           FROM base JOIN pg_type b ON b.oid = base.oid
+                           WHERE b.typtype = 'd' AND base.depth < 8)
+                       SELECT oid FROM base ORDER BY depth DESC LIMIT 1)
+                   ELSE a.atttypid END, NULL)              AS column_type,
        bool_or(u.via = 'default')                          AS has_default,
        bool_or(u.via = 'owned')                            AS owned,
        a.attidentity                                       AS identity,
@@ -35,10 +81,25 @@ SELECT u.seq::int8                                         AS seq_oid,
        bool_or(ix.indrelid IS NOT NULL)                    AS indexed,
        has_schema_privilege(n.oid, 'USAGE')
          AND has_column_privilege(t.oid, a.attnum, 'SELECT') AS can_read,
+       -- what LOCK TABLE ... IN EXCLUSIVE MODE asks for (fact 16): MAINTAIN counts from PostgreSQL 17
        has_schema_privilege(n.oid, 'USAGE')
          AND (has_table_privilege(t.oid, 'UPDATE') OR has_table_privilege(t.oid, 'DELETE')
-              OR has_table_privilege(t.oid, 'TRUNCATE'))   AS can_lock
-FROM uses u
+              OR has_table_privilege(t.oid, 'TRUNCATE')
+              OR CASE WHEN current_setting('server_version_num')::int >= 170000
+                      THEN has_table_privilege(t.oid, 'MAINTAIN') ELSE false END) AS can_lock,
+       bool_and(u.bare)                                    AS bare,
+       bool_or(u.via = 'view')                             AS via_view,
+       -- a unique index on this column alone: a default INSERT fails when its value is already there
+       coalesce(bool_or(ix.unique_key), false)             AS unique_key,
+       -- the role sees only some rows (fact 15): max() would be a lower bound, "empty" a lie
+       CASE WHEN t.relrowsecurity AND NOT (SELECT bypass_rls FROM me)
+                 AND (t.relforcerowsecurity OR NOT pg_has_role(t.relowner, 'USAGE'))
+            THEN current_user::text END                    AS rls_role,
+       -- a domain's CHECK may narrow the base type's range: the values that matter are tried on the
+       -- domain itself (catalog.probe_domains), so its name, schema-qualified
+       CASE WHEN ty.typtype = 'd' THEN (SELECT ARRAY[tn.nspname::text, ty.typname::text]
+                                        FROM pg_namespace tn WHERE tn.oid = ty.typnamespace) END AS domain
+FROM all_uses u
 JOIN pg_class s ON s.oid = u.seq AND s.relkind = 'S'
 JOIN pg_class t ON t.oid = u.rel AND t.relkind IN ('r', 'p')
 JOIN pg_namespace n ON n.oid = t.relnamespace
@@ -46,12 +107,15 @@ JOIN pg_attribute a ON a.attrelid = t.oid AND a.attnum = u.attnum AND NOT a.atti
 JOIN pg_type ty ON ty.oid = a.atttypid
 -- max(col) is an index lookup when a whole-table btree index leads with the column (one pass over
 -- pg_index, joined: a correlated subquery per column cost ~0.1 s at 10,000 tables)
-LEFT JOIN (SELECT DISTINCT i.indrelid, i.indkey[0] AS attnum
+LEFT JOIN (SELECT i.indrelid, i.indkey[0] AS attnum,
+                  bool_or(i.indisunique AND i.indnkeyatts = 1) AS unique_key
            FROM pg_index i
            JOIN pg_class ic ON ic.oid = i.indexrelid
            JOIN pg_am am ON am.oid = ic.relam
-           WHERE i.indpred IS NULL AND am.amname = 'btree') AS ix
+           WHERE i.indpred IS NULL AND am.amname = 'btree'
+           GROUP BY i.indrelid, i.indkey[0]) AS ix
        ON ix.indrelid = t.oid AND ix.attnum = a.attnum
 GROUP BY u.seq, t.oid, n.oid, n.nspname, t.relname, a.attname, a.attnum, a.atttypid, ty.typtype,
-         ty.typbasetype, a.attidentity, t.relkind, t.relispartition
+         ty.typbasetype, ty.typnamespace, ty.typname, a.attidentity, t.relkind, t.relispartition, t.relrowsecurity,
+         t.relforcerowsecurity, t.relowner
 ORDER BY u.seq, n.nspname, t.relname, a.attnum

@@ -50,7 +50,12 @@ def details(v: Verdict | None, siblings: list[Verdict], plan: FixPlan | None, ra
     if v.state is not None:
         _kv(out, "last_value", fmt_int(v.state.last_value))
         _kv(out, "is_called", "true" if v.state.is_called else "false")
-        _kv(out, "next value", fmt_int(v.next_value), "bold red" if v.status is Status.BEHIND else "")
+        _kv(out, "next value", fmt_int(v.next_value) or "none (exhausted)",
+            "bold red" if v.status in (Status.BEHIND, Status.EXHAUSTED) else "")
+        if v.failing_now is not None:
+            _kv(out, "next INSERT", "fails now" if v.failing_now else
+                (f"collides in {v.collides_in:,} inserts" if v.collides_in else "succeeds"),
+                "bold red" if v.failing_now else ("yellow" if v.collides_in else ""))
         out.append("\n")
     if not seq.can_update:
         out.append("no UPDATE privilege on the sequence: setval is refused\n", style="magenta")

@@ -56,7 +56,7 @@ Cells = tuple  # tuple[Cell, ...] parallel to COLUMNS
 def status_cell(v: Verdict) -> Cell:
     """The status word, with the capacity level when it is a warning or worse (as `seqtui check`)."""
     level = v.capacity_level
-    if v.status is not Status.BEHIND and level in LEVEL_STYLE:
+    if v.status not in (Status.BEHIND, Status.EXHAUSTED) and level in LEVEL_STYLE:
         return Cell(f"{v.status.value} ({level.value})", LEVEL_STYLE[level])
     return Cell(v.status.value, STATUS_STYLE[v.status])
 
