@@ -15,21 +15,16 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass
-from typing import Callable, Iterable, Iterator
+from typing import Iterable, Iterator
 
 import psycopg
 from psycopg import errors, sql
-from psycopg.pq import TransactionStatus
 
-from dataclasses import replace
+from .model import Consumer, HighWater, Observation, Sequence, SequenceState, Status
+from .probes import probe_collisions, probe_domains
+from .unions import CHUNK, ScanStopped  # noqa: F401  (re-exported: the catalog's chunk size, stop_scan()'s error)
+from .unions import chunks, go_on, read_unions, run_union, run_unions_pipelined
 
-from .model import (Consumer, HighWater, Observation, Sequence, SequenceState, Status, is_behind, next_of,
-                    usable_range)
-
-# Subqueries per UNION ALL statement. Planning time grows faster than linearly with the statement's
-# size (measured: 1,000 high-water subqueries take ~220 ms in chunks of 500, ~120 ms in chunks of 100,
-# on a fresh connection), while each extra chunk only costs one round trip.
-CHUNK = 100
 # Consumers per group when a scan is observed group by group (observe_in_groups): small enough that
 # the first rows of a 10,000-table database show within a fraction of a second of discovery, big
 # enough that the server is kept busy by a pipeline of ten chunks.
@@ -132,11 +127,6 @@ def discover(conn: psycopg.Connection) -> list[tuple[Sequence, tuple[Consumer, .
     return result
 
 
-def _chunks(items: list, size: int = CHUNK) -> Iterator[list]:
-    for i in range(0, len(items), size):
-        yield items[i:i + size]
-
-
 # One UNION ALL branch per target: (SELECT i::int4, max(col)::numeric FROM tbl), min() for a descending
 # sequence. The aggregate sits in the branch itself, not in a scalar subquery: the planner still turns it
 # into a backward index scan with LIMIT 1, and skips planning a subquery level (measured at 10,000
@@ -165,10 +155,6 @@ def _classify(exc: Exception) -> HighWater:
 CANCEL_TIMEOUT = 2.0  # seconds stop_scan() gives each cancel request
 
 
-class ScanStopped(Exception):
-    """The scan was called off (stop_scan()): raised before its next statement."""
-
-
 def stop_scan(stop: threading.Event, conns: Iterable[psycopg.Connection]) -> None:
     """Call off a scan that other threads run on `conns` with this `stop`: the statement running is
     cancelled, and none is sent after it. Without this, Ctrl+C or quitting the UI waited for every
@@ -183,74 +169,6 @@ def stop_scan(stop: threading.Event, conns: Iterable[psycopg.Connection]) -> Non
                 conn.cancel()
         except (psycopg.Error, OSError):  # closed or unreachable: nothing runs there any more
             pass
-
-
-def _go_on(stop: threading.Event | None) -> None:
-    if stop is not None and stop.is_set():
-        raise ScanStopped("the scan was stopped")
-
-
-def _run_union(conn: psycopg.Connection, selects: list[sql.Composed],
-               stop: threading.Event | None = None) -> list[tuple]:
-    _go_on(stop)
-    return conn.execute(sql.SQL(" UNION ALL ").join(selects)).fetchall()
-
-
-_BEGIN, _COMMIT, _ROLLBACK = sql.SQL("BEGIN"), sql.SQL("COMMIT"), sql.SQL("ROLLBACK")
-
-
-def _run_unions_pipelined(conn: psycopg.Connection, chunks: list[list[int]],
-                          select: Callable[[int], sql.Composed]) -> list[tuple] | None:
-    """Every chunk's UNION ALL of select(i), all sent at once in one pipeline: one round trip for them
-    all, and the server works on one chunk while we compose the next. Each chunk runs in its own
-    BEGIN ... COMMIT, so its locks (a table and its index per target) are released before the next
-    chunk takes its own, as they would be one statement at a time. (A Sync per chunk would do that
-    too, but psycopg waits for each Sync's results: a round trip per chunk, 100 at 10,000 tables.)
-    Returns None if anything failed: these are reads, so the caller simply reads again chunk by chunk
-    and finds out which one failed. (And at once inside a transaction, which a COMMIT here would end.)"""
-    if len(chunks) < 2 or conn.info.transaction_status != TransactionStatus.IDLE:
-        return None
-    try:
-        with conn.pipeline():
-            cursors = []
-            for chunk in chunks:
-                conn.execute(_BEGIN)
-                cursors.append(conn.execute(sql.SQL(" UNION ALL ").join([select(i) for i in chunk])))
-                conn.execute(_COMMIT)
-        return [row for cur in cursors for row in cur.fetchall()]
-    except psycopg.Error:
-        if conn.broken or conn.closed:
-            raise
-        if conn.info.transaction_status != TransactionStatus.IDLE:
-            conn.execute(_ROLLBACK)  # the failed chunk's BEGIN is still open
-        return None
-
-
-def _read_unions(conn: psycopg.Connection, indexes: list[int], select: Callable[[int], sql.Composed],
-                 stop: threading.Event | None, together: bool = True) -> tuple[dict[int, object], dict[int, Exception]]:
-    """The one-value queries select(i) for each i, as few statements as possible: every chunk in one
-    pipeline, else chunk by chunk, and a chunk that fails one by one, to find which failed and why.
-    `together=False`: one by one from the start (each may scan a table: a slow one then times out
-    alone instead of taking a whole chunk with it). Returns ({i: value}, {i: the error})."""
-    values: dict[int, object] = {}
-    failed: dict[int, Exception] = {}
-    alone: list[int] = list(indexes) if not together else []
-    if together:
-        rows = _run_unions_pipelined(conn, list(_chunks(indexes)), select)
-        if rows is not None:
-            return dict(rows), failed
-        for chunk in _chunks(indexes):
-            try:
-                values.update(_run_union(conn, [select(i) for i in chunk], stop))
-            except psycopg.Error:
-                alone.extend(chunk)
-    for i in alone:
-        try:
-            (_, value), = _run_union(conn, [select(i)], stop)
-            values[i] = value
-        except psycopg.Error as exc:
-            failed[i] = exc
-    return values, failed
 
 
 def read_high_waters(conn: psycopg.Connection, targets: list[tuple[Consumer, bool]],
@@ -281,8 +199,8 @@ def read_high_waters(conn: psycopg.Connection, targets: list[tuple[Consumer, boo
         return _hw_select(i, *targets[i])
 
     with _statement_timeout(conn, statement_timeout_ms):
-        values, failed = _read_unions(conn, indexed, select, stop)
-        more, more_failed = _read_unions(conn, unindexed, select, stop, together=False)
+        values, failed = read_unions(conn, indexed, select, stop)
+        more, more_failed = read_unions(conn, unindexed, select, stop, together=False)
     for i, value in {**values, **more}.items():
         results[i] = HighWater(value=None if value is None else int(value))
     for i, exc in {**failed, **more_failed}.items():
@@ -318,8 +236,8 @@ def _read_states_by_call(conn: psycopg.Connection, sequences: list[Sequence], in
     states = {}
     # Each call locks its sequence until the statement ends; chunks keep that well inside the
     # server's shared lock table (max_locks_per_transaction x max_connections, 6,400 by default).
-    for chunk in _chunks(indexes, STATE_FUNCTION_CHUNK):
-        _go_on(stop)
+    for chunk in chunks(indexes, STATE_FUNCTION_CHUNK):
+        go_on(stop)
         try:
             rows = conn.execute(_STATES_BY_CALL[data_function],
                                 (chunk, [sequences[i].oid for i in chunk])).fetchall()
@@ -359,14 +277,14 @@ def read_states(conn: psycopg.Connection, sequences: list[Sequence],
             i=sql.Literal(i), seq=sql.Identifier(seq.schema, seq.name))
 
     retry = []
-    rows = _run_unions_pipelined(conn, list(_chunks(readable)), select)
+    rows = run_unions_pipelined(conn, list(chunks(readable)), select)
     if rows is not None:
         for i, last_value, is_called in rows:
             results[i] = SequenceState(last_value, is_called)
         readable = []
-    for chunk in _chunks(readable):
+    for chunk in chunks(readable):
         try:
-            rows = _run_union(conn, [select(i) for i in chunk], stop)
+            rows = run_union(conn, [select(i) for i in chunk], stop)
         except psycopg.Error:
             retry.extend(chunk)
             continue
@@ -374,7 +292,7 @@ def read_states(conn: psycopg.Connection, sequences: list[Sequence],
             results[i] = SequenceState(last_value, is_called)
     for i in retry:
         try:
-            (_, last_value, is_called), = _run_union(conn, [select(i)], stop)
+            (_, last_value, is_called), = run_union(conn, [select(i)], stop)
             results[i] = SequenceState(last_value, is_called)
         except psycopg.Error as exc:
             results[i] = f"could not read the sequence: {exc.diag.message_primary}"
@@ -500,7 +418,7 @@ def _observe(conn: psycopg.Connection, discovered: list[tuple[Sequence, tuple[Co
     reads, and the state reads too (a sequence locked by ALTER SEQUENCE makes them wait)."""
     targets = [(c, seq.ascending) for seq, consumers in discovered for c in consumers if c.comparable]
     hws = iter(read_high_waters(conn, targets, None, stop))
-    _go_on(stop)
+    go_on(stop)
     states = read_states(conn, [seq for seq, _ in discovered], stop)
 
     observations = []
@@ -511,104 +429,5 @@ def _observe(conn: psycopg.Connection, discovered: list[tuple[Sequence, tuple[Co
             state=state if isinstance(state, SequenceState) else None,
             state_detail=state if isinstance(state, str) else None,
             high_waters=high_waters))
-    _go_on(stop)
+    go_on(stop)
     return probe_domains(conn, probe_collisions(conn, observations, stop), stop)
-
-
-# The first taken value on a behind sequence's path: (SELECT i::int4, min(col)::numeric FROM ONLY tbl
-# WHERE col >= next [AND (col::numeric - next) % inc = 0]), max() and <= descending. ONLY: a unique
-# index covers its own table, not inheritance children (which are consumers of their own); a
-# partitioned table's unique index covers its partitions, and ONLY would read none of them.
-_PROBE_AGG = {True: (sql.SQL("min("), sql.SQL(" >= ")), False: (sql.SQL("max("), sql.SQL(" <= "))}
-_PROBE_FROM = {True: sql.SQL(")::numeric FROM ONLY "), False: sql.SQL(")::numeric FROM ")}
-
-
-def _probe_select(i: int, consumer: Consumer, nxt: int, increment: int) -> sql.Composed:
-    agg, cmp = _PROBE_AGG[increment > 0]
-    col = sql.Identifier(consumer.column)
-    parts = [_HW_OPEN, sql.Literal(i), _HW_AFTER_INDEX, agg, col, _PROBE_FROM[consumer.relkind != "p"],
-             sql.Identifier(consumer.schema, consumer.table), sql.SQL(" WHERE "), col, cmp, sql.Literal(nxt)]
-    if abs(increment) != 1:  # only values the sequence will hand out: next, next + inc, ...
-        parts += [sql.SQL(" AND ("), col, sql.SQL("::numeric - "), sql.Literal(nxt), sql.SQL(") % "),
-                  sql.Literal(abs(increment)), sql.SQL(" = 0")]
-    return sql.Composed([*parts, _HW_CLOSE])
-
-
-def probe_collisions(conn: psycopg.Connection, observations: list[Observation],
-                     stop: threading.Event | None = None) -> list[Observation]:
-    """For every consumer whose sequence is behind it, the first value on the sequence's path that a
-    row already holds (DESIGN fact 20): with ids 1..1000 and 5000 the next value 1001 is free and the
-    sequence collides 3,999 inserts later; "failing now" is only when a row holds the next value. One
-    index lookup each where the column is indexed, batched as the high-water reads are; a probe that
-    fails leaves the row's HighWater as it was (not probed: the verdict cannot say which)."""
-    targets = []  # (observation index, consumer index, select)
-    for o, obs in enumerate(observations):
-        if obs.state is None:
-            continue
-        seq = obs.sequence
-        nxt = next_of(seq, obs.state)
-        for c_i, (c, hw) in enumerate(zip(obs.consumers, obs.high_waters)):
-            if (nxt is None or not c.comparable or not c.unique or hw.error is not None or hw.value is None
-                    or not is_behind(nxt, hw.value, seq.increment)):
-                continue
-            lo, hi = usable_range(seq, c.column_type)
-            if lo <= nxt <= hi:
-                targets.append((o, c_i, nxt, seq.increment))
-    if not targets:
-        return observations
-
-    def select(i: int) -> sql.Composed:
-        o, c_i, nxt, inc = targets[i]
-        return _probe_select(i, observations[o].consumers[c_i], nxt, inc)
-
-    values, _failed = _read_unions(conn, list(range(len(targets))), select, stop)
-    changed: dict[int, list[HighWater]] = {}
-    for i, value in values.items():
-        o, c_i, _, _ = targets[i]
-        hws = changed.setdefault(o, list(observations[o].high_waters))
-        hws[c_i] = replace(hws[c_i], taken=None if value is None else int(value), probed=True)
-    out = list(observations)
-    for o, hws in changed.items():
-        out[o] = replace(out[o], high_waters=tuple(hws))
-    return out
-
-
-def probe_domains(conn: psycopg.Connection, observations: list[Observation],
-                  stop: threading.Event | None = None) -> list[Observation]:
-    """For a column typed by a domain (DESIGN fact 21): does the domain accept the next value, and the
-    value a fix would hand out next? Its CHECK constraints may be any expression, so the server is asked,
-    one cast each (domain columns are few). A cast the server refuses for another reason (no USAGE on
-    the domain's schema) leaves the answer unknown (None)."""
-    out = list(observations)
-    for o, obs in enumerate(observations):
-        if obs.state is None or not any(c.domain and c.comparable for c in obs.consumers):
-            continue
-        seq, nxt = obs.sequence, next_of(obs.sequence, obs.state)
-        measured = [hw.value for c, hw in zip(obs.consumers, obs.high_waters)
-                    if c.comparable and hw.error is None and hw.value is not None]
-        seq_hw = (max(measured) if seq.ascending else min(measured)) if measured else None
-        hws = list(obs.high_waters)
-        for c_i, c in enumerate(obs.consumers):
-            if not (c.domain and c.comparable):
-                continue
-            lo, hi = usable_range(seq, c.column_type)
-            fits = {}
-            for key, value in (("next_fits", nxt), ("after_fits", None if seq_hw is None else seq_hw + seq.increment)):
-                if value is not None and lo <= value <= hi:
-                    _go_on(stop)
-                    fits[key] = _domain_accepts(conn, c.domain, value)
-            hws[c_i] = replace(hws[c_i], **fits)
-        out[o] = replace(obs, high_waters=tuple(hws))
-    return out
-
-
-def _domain_accepts(conn: psycopg.Connection, domain: tuple[str, str], value: int) -> bool | None:
-    try:
-        conn.execute(sql.SQL("SELECT CAST({} AS {})").format(sql.Literal(value), sql.Identifier(*domain)))
-        return True
-    except errors.CheckViolation:
-        return False
-    except psycopg.Error:
-        if conn.broken or conn.closed:
-            raise
-        return None

@@ -1,0 +1,113 @@
+"""Probes a scan makes after the high-water marks and states, for the rows where the verdict needs more
+than max(): which value on a behind sequence's path is the first one taken (DESIGN fact 20), and whether
+a domain accepts the values that matter (fact 21)."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import replace
+
+import psycopg
+from psycopg import errors, sql
+
+from .model import HighWater, Observation, Consumer, is_behind, next_of, usable_range
+from .unions import go_on, read_unions
+
+# The first taken value on a behind sequence's path: (SELECT i::int4, min(col)::numeric FROM ONLY tbl
+# WHERE col >= next [AND (col::numeric - next) % inc = 0]), max() and <= descending. ONLY: a unique
+# index covers its own table, not inheritance children (which are consumers of their own); a
+# partitioned table's unique index covers its partitions, and ONLY would read none of them.
+_OPEN, _AFTER_INDEX, _CLOSE = sql.SQL("(SELECT "), sql.SQL("::int4, "), sql.SQL(")")
+_PROBE_AGG = {True: (sql.SQL("min("), sql.SQL(" >= ")), False: (sql.SQL("max("), sql.SQL(" <= "))}
+_PROBE_FROM = {True: sql.SQL(")::numeric FROM ONLY "), False: sql.SQL(")::numeric FROM ")}
+
+
+def _probe_select(i: int, consumer: Consumer, nxt: int, increment: int) -> sql.Composed:
+    agg, cmp = _PROBE_AGG[increment > 0]
+    col = sql.Identifier(consumer.column)
+    parts = [_OPEN, sql.Literal(i), _AFTER_INDEX, agg, col, _PROBE_FROM[consumer.relkind != "p"],
+             sql.Identifier(consumer.schema, consumer.table), sql.SQL(" WHERE "), col, cmp, sql.Literal(nxt)]
+    if abs(increment) != 1:  # only values the sequence will hand out: next, next + inc, ...
+        parts += [sql.SQL(" AND ("), col, sql.SQL("::numeric - "), sql.Literal(nxt), sql.SQL(") % "),
+                  sql.Literal(abs(increment)), sql.SQL(" = 0")]
+    return sql.Composed([*parts, _CLOSE])
+
+
+def probe_collisions(conn: psycopg.Connection, observations: list[Observation],
+                     stop: threading.Event | None = None) -> list[Observation]:
+    """For every consumer whose sequence is behind it, the first value on the sequence's path that a
+    row already holds (DESIGN fact 20): with ids 1..1000 and 5000 the next value 1001 is free and the
+    sequence collides 3,999 inserts later; "failing now" is only when a row holds the next value. One
+    index lookup each where the column is indexed, batched as the high-water reads are; a probe that
+    fails leaves the row's HighWater as it was (not probed: the verdict cannot say which)."""
+    targets = []  # (observation index, consumer index, select)
+    for o, obs in enumerate(observations):
+        if obs.state is None:
+            continue
+        seq = obs.sequence
+        nxt = next_of(seq, obs.state)
+        for c_i, (c, hw) in enumerate(zip(obs.consumers, obs.high_waters)):
+            if (nxt is None or not c.comparable or not c.unique or hw.error is not None or hw.value is None
+                    or not is_behind(nxt, hw.value, seq.increment)):
+                continue
+            lo, hi = usable_range(seq, c.column_type)
+            if lo <= nxt <= hi:
+                targets.append((o, c_i, nxt, seq.increment))
+    if not targets:
+        return observations
+
+    def select(i: int) -> sql.Composed:
+        o, c_i, nxt, inc = targets[i]
+        return _probe_select(i, observations[o].consumers[c_i], nxt, inc)
+
+    values, _failed = read_unions(conn, list(range(len(targets))), select, stop)
+    changed: dict[int, list[HighWater]] = {}
+    for i, value in values.items():
+        o, c_i, _, _ = targets[i]
+        hws = changed.setdefault(o, list(observations[o].high_waters))
+        hws[c_i] = replace(hws[c_i], taken=None if value is None else int(value), probed=True)
+    out = list(observations)
+    for o, hws in changed.items():
+        out[o] = replace(out[o], high_waters=tuple(hws))
+    return out
+
+
+def probe_domains(conn: psycopg.Connection, observations: list[Observation],
+                  stop: threading.Event | None = None) -> list[Observation]:
+    """For a column typed by a domain (DESIGN fact 21): does the domain accept the next value, and the
+    value a fix would hand out next? Its CHECK constraints may be any expression, so the server is asked,
+    one cast each (domain columns are few). A cast the server refuses for another reason (no USAGE on
+    the domain's schema) leaves the answer unknown (None)."""
+    out = list(observations)
+    for o, obs in enumerate(observations):
+        if obs.state is None or not any(c.domain and c.comparable for c in obs.consumers):
+            continue
+        seq, nxt = obs.sequence, next_of(obs.sequence, obs.state)
+        measured = [hw.value for c, hw in zip(obs.consumers, obs.high_waters)
+                    if c.comparable and hw.error is None and hw.value is not None]
+        seq_hw = (max(measured) if seq.ascending else min(measured)) if measured else None
+        hws = list(obs.high_waters)
+        for c_i, c in enumerate(obs.consumers):
+            if not (c.domain and c.comparable):
+                continue
+            lo, hi = usable_range(seq, c.column_type)
+            fits = {}
+            for key, value in (("next_fits", nxt), ("after_fits", None if seq_hw is None else seq_hw + seq.increment)):
+                if value is not None and lo <= value <= hi:
+                    go_on(stop)
+                    fits[key] = _domain_accepts(conn, c.domain, value)
+            hws[c_i] = replace(hws[c_i], **fits)
+        out[o] = replace(obs, high_waters=tuple(hws))
+    return out
+
+
+def _domain_accepts(conn: psycopg.Connection, domain: tuple[str, str], value: int) -> bool | None:
+    try:
+        conn.execute(sql.SQL("SELECT CAST({} AS {})").format(sql.Literal(value), sql.Identifier(*domain)))
+        return True
+    except errors.CheckViolation:
+        return False
+    except psycopg.Error:
+        if conn.broken or conn.closed:
+            raise
+        return None
