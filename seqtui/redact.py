@@ -4,7 +4,8 @@ libpq and psycopg echo pieces of the connection string in their errors, and a st
 valid URI is echoed whole, password and all (DESIGN fact 24). So no message is trusted: gate() masks
 
 1. every secret known to the process, in each spelling an error could give it (as typed,
-   percent-encoded or decoded, quoted as in key=value conninfo, escaped as JSON, repr or a shell would).
+   percent-encoded or decoded, quoted as in key=value conninfo, escaped as JSON, repr or a shell would),
+   and its longer runs of letters and digits on their own (libpq echoes the piece of a value it cut).
    connect.resolve() remembers them as soon as it finds them: the target's password, PGPASSWORD, the
    passfile's and service file's passwords, a .env line's even when the line is malformed;
 2. anything shaped like a password, known or not, valid syntax or not: `scheme://user:SECRET@host`
@@ -45,10 +46,10 @@ _URI = re.compile(r"""
 # key=value-ish: password=, PGPASSWORD=, sslpassword=, "password": ..., passwd, pwd. A quoted value
 # keeps backslash escapes (libpq's and JSON's) and, without its closing quote, runs to the end of the
 # line; an unquoted one runs to the next whitespace, except in a URL query (?password=x&...), where
-# it ends at & or #. libpq skips spaces after `=`: so does this.
+# it ends at &. libpq skips spaces after `=`: so does this.
 _KEY = r"""["']? [\w.\-]*? (?:password|passwd|passphrase|pass|pwd) (?!\w) ["']?"""
 _KV = re.compile(rf"""
-    (?P<qpre> (?<=[?&]) {_KEY} = ) (?P<qval> [^&\s\#]+ )
+    (?P<qpre> (?<=[?&]) {_KEY} = ) (?P<qval> [^&\s]+ )
   | (?P<pre> (?<![\w]) {_KEY} [^\S\n]* [=:] [^\S\n]* )
     (?P<val> '(?:[^'\\\n]|\\.)*'? | "(?:[^"\\\n]|\\.)*"? | \S+ )
     """, re.X | re.I)
@@ -59,6 +60,27 @@ _KV_HINT = re.compile(r"pass|pwd", re.I)
 # be worth masking (a one-letter piece masked everywhere would garble every message).
 _CUTS = "@/?#&'\" \t:;,=[]"
 MIN_PIECE = 4
+
+
+# What an input string (never prose) holds as a password when read greedily: after user: up to the
+# last @ of the line, after password= up to the next key= (or & key= in a URL query), since libpq
+# cuts a value at a space, a quote or an & that the person typing may have meant as part of it.
+_URI_GREEDY = re.compile(r"""
+    [A-Za-z][\w+.\-]{0,40} : /* [^\s:@/]{0,256} : (?P<pw> [^\n]* ) (?=@)
+  | // [^\s:@/]{0,256} : (?P<pw2> [^\n]* ) (?=@)
+    """, re.X)
+_KV_GREEDY = re.compile(rf"""
+    (?<=[?&]) {_KEY} = (?P<qval> .*? ) (?= &[^&=\s]*= | $ )
+  | (?<![\w]) {_KEY} [^\S\n]* [=:] [^\S\n]* (?P<val> .*? ) (?= \s+[\w.\-]+[^\S\n]*= | \s*$ )
+    """, re.X | re.I | re.M)
+
+
+def pieces(secret: str) -> set[str]:
+    """The runs of letters and digits in `secret` worth masking on their own: libpq cuts a value it
+    misreads at a space, a quote, an &, and echoes the piece after. Four characters at least, and a
+    run of digits only from eight on (shorter numbers are everywhere: ports, values, times)."""
+    return {p for p in re.split(r"[\W_]+", secret)
+            if len(p) >= MIN_PIECE and (not p.isdigit() or len(p) >= 8) and p != secret}
 
 
 def spellings(secret: str) -> set[str]:
@@ -83,6 +105,7 @@ def spellings(secret: str) -> set[str]:
             ascii(s)[1:-1],
             repr(s.encode("utf-8", "surrogateescape"))[2:-1],
             s.replace("'", "'\"'\"'"),     # inside shlex.quote's single quotes
+            re.sub(r"\\(.)", r"\1", s),    # an unquoted conninfo value, after libpq's unescaping
         }
     out.discard("")
     return out
@@ -94,6 +117,10 @@ def candidates(text: str) -> list[str]:
     found: list[str] = []
     for m in _URI.finditer(text):
         found.append(m.group("pw") if m.group("pw") is not None else m.group("pw2"))
+    for m in _URI_GREEDY.finditer(text):
+        found.append(m.group("pw") if m.group("pw") is not None else m.group("pw2"))
+    for m in _KV_GREEDY.finditer(text):
+        found.append(m.group("qval") if m.group("qval") is not None else m.group("val"))
     for m in _KV.finditer(text):
         if m.group("qval") is not None:  # ?password=...: libpq takes it as it is, percent-decoded
             found.append(m.group("qval"))
@@ -134,7 +161,7 @@ def remember(*secrets: str) -> None:
     new = set()
     for secret in secrets:
         if secret:
-            new |= spellings(secret)
+            new |= spellings(secret) | pieces(secret)
     with _known_lock:
         if not new <= _known.forms:
             _known = _Known(_known.forms | new)
@@ -182,7 +209,7 @@ def gate(text: str, also: tuple[str, ...] = ()) -> str:
         extra = set()
         for secret in also:
             if secret:
-                extra |= spellings(secret)
+                extra |= spellings(secret) | pieces(secret)
         ordered = tuple(sorted(set(ordered) | extra, key=lambda s: (-len(s), s)))
     return scrub(text, ordered)
 
