@@ -53,7 +53,13 @@ _KV = re.compile(rf"""
   | (?P<pre> (?<![\w]) {_KEY} [^\S\n]* [=:] [^\S\n]* )
     (?P<val> '(?:[^'\\\n]|\\.)*'? | "(?:[^"\\\n]|\\.)*"? | \S+ )
     """, re.X | re.I)
-_KV_HINT = re.compile(r"pass|pwd", re.I)
+
+
+def _kv_hint(text: str) -> bool:
+    """Could _KV match? lower() and two substring searches: half the time of a case-blind regex
+    search, which counts on a 5 MB `check --json` document."""
+    low = text.lower()
+    return "pass" in low or "pwd" in low
 
 # Characters at which some parser (libpq's URI and conninfo parsers, a .env reader, a shell) may cut
 # a password it misread: the pieces on either side are remembered too when they are long enough to
@@ -178,7 +184,7 @@ def scrub(text: str, ordered: tuple[str, ...] = ()) -> str:
             text = text.replace(form, MASK)
     if "@" in text:
         text = _URI.sub(_mask_uri, text)
-    if _KV_HINT.search(text):
+    if _kv_hint(text):
         text = _KV.sub(_mask_kv, text)
     return text
 
@@ -216,7 +222,7 @@ def gate(text: str, also: tuple[str, ...] = ()) -> str:
 
 def _may_hold_secret(text: str) -> bool:
     """A cheap test on a whole serialized document: False means gate() would change no string in it."""
-    return "@" in text or bool(_KV_HINT.search(text)) or any(f in text for f in _known.ordered)
+    return "@" in text or _kv_hint(text) or any(f in text for f in _known.ordered)
 
 
 def _gate_values(obj):
