@@ -160,14 +160,21 @@ _known = _Known()
 _known_lock = threading.Lock()
 
 
+def _forms(secrets) -> set[str]:
+    """What masking `secrets` means. A secret shorter than MIN_PIECE is not masked wherever it occurs
+    (a one-letter password would turn every message into asterisks): only where a shape puts it."""
+    forms = set()
+    for secret in secrets:
+        if secret and len(secret) >= MIN_PIECE:
+            forms |= spellings(secret) | pieces(secret)
+    return forms
+
+
 def remember(*secrets: str) -> None:
     """Add secrets (and their spellings) to what gate() masks, for the rest of the process or of the
     enclosing gated_output()."""
     global _known
-    new = set()
-    for secret in secrets:
-        if secret:
-            new |= spellings(secret) | pieces(secret)
+    new = _forms(secrets)
     with _known_lock:
         if not new <= _known.forms:
             _known = _Known(_known.forms | new)
@@ -212,10 +219,7 @@ def gate(text: str, also: tuple[str, ...] = ()) -> str:
         text = str(text)
     ordered = _known.ordered
     if also:
-        extra = set()
-        for secret in also:
-            if secret:
-                extra |= spellings(secret) | pieces(secret)
+        extra = _forms(also)
         ordered = tuple(sorted(set(ordered) | extra, key=lambda s: (-len(s), s)))
     return scrub(text, ordered)
 
@@ -313,12 +317,29 @@ def write_gated(stream, text: str) -> None:
 
 
 @contextmanager
-def gated_output():
-    """sys.stdout and sys.stderr through the gate for the block; the secrets learnt in it are
-    forgotten after it (cli.main runs in it: a test calling main() thousands of times in one process
-    does not pile up secrets)."""
+def scope():
+    """The secrets remembered in the block are forgotten after it: cli.main() runs in one, so that a
+    test calling main() thousands of times in one process does not pile up secrets, nor mask one
+    test's secrets in another's output."""
     global _known
     saved = _known
+    try:
+        yield
+    finally:
+        with _known_lock:
+            _known = saved
+
+
+@contextmanager
+def gated_output():
+    """sys.stdout and sys.stderr through the gate for the block, in a scope() of its own."""
+    with scope():
+        with _gated_streams():
+            yield
+
+
+@contextmanager
+def _gated_streams():
     streams = {name: getattr(sys, name) for name in ("stdout", "stderr")}
     wrapped = {name: s if isinstance(s, GatedStream) or s is None else GatedStream(s)
                for name, s in streams.items()}
@@ -335,5 +356,3 @@ def gated_output():
                     pass
                 if getattr(sys, name) is s:
                     setattr(sys, name, streams[name])
-        with _known_lock:
-            _known = saved

@@ -12,11 +12,20 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from seqtui import config as config_mod
+from seqtui import config as config_mod, redact
 from seqtui.connect import ConnectError, NoTarget, clean_url, find_secrets, resolve
 from seqtui.model import (Consumer, HighWater, Observation, Sequence, SequenceState, Status, capacity_used,
                           is_behind, judge, next_value)
 from seqtui.repair import FixPlan, oneliner, render, rendered_statements, transaction_statements
+
+
+@pytest.fixture(autouse=True, scope="module")  # module: hypothesis refuses function-scoped fixtures
+def secrets_forgotten():
+    """resolve() remembers every secret it finds for the rest of the process: not past this module,
+    whose secrets ("secret", random ones) would be masked in later tests' output."""
+    with redact.scope():
+        yield
+
 
 # Identifiers PostgreSQL accepts: any non-NUL characters, at most 63 bytes.
 identifiers = st.text(st.characters(blacklist_characters="\x00", blacklist_categories=("Cs",)),

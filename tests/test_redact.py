@@ -76,6 +76,11 @@ def test_known_secrets_are_masked_anywhere_in_any_spelling():
     assert gate(text, (secret,)) == masked
 
 
+def test_a_known_secret_too_short_to_mask_everywhere_is_masked_where_a_shape_puts_it():
+    assert gate("x marks the spot", ("x",)) == "x marks the spot"
+    assert gate("postgresql://u:x@h password=x", ("x",)) == "postgresql://u:***@h password=***"
+
+
 def test_candidates_find_the_password_and_the_pieces_a_parser_could_cut():
     found = candidates("postgresql://u:abcd@efgh@h/db")
     assert {"abcd@efgh", "abcd", "efgh"} <= set(found)

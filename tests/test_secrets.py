@@ -14,8 +14,17 @@ import pytest
 from psycopg.conninfo import conninfo_to_dict
 
 from conftest import PASSWORD, run_seqtui
-from seqtui import cli
+from seqtui import cli, redact
 from seqtui.connect import ConnectError, resolve
+
+
+@pytest.fixture(autouse=True)
+def secrets_forgotten():
+    """resolve() remembers every secret it finds for the rest of the process: not past this test,
+    whose secrets would be masked in later tests' output."""
+    with redact.scope():
+        yield
+
 
 # A secret with a core of letters and digits, which no encoding changes: output holding the core
 # holds (a piece of) the secret.
