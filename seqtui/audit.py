@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import getpass
-import json
 import os
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -12,6 +11,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import IO
 
+from . import redact
 from .apply import FixResult
 
 
@@ -85,7 +85,8 @@ class AuditLog:
         # Handed to the kernel per line (flushed, or written and closed), so a crash of seqtui loses
         # nothing; no fsync per line, which costs ~0.2 ms each and would dominate a fix of thousands
         # of sequences.
-        line = json.dumps(entry, ensure_ascii=False) + "\n"
+        # Through the gate like every string seqtui writes: a server's reason may echo anything.
+        line = redact.dumps(entry, ensure_ascii=False) + "\n"
         if self._file is not None:
             self._file.write(line)
             self._file.flush()

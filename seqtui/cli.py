@@ -2,20 +2,23 @@
 
 Headless commands never import textual. Every error a user can cause (no database, bad URL, wrong
 password, bad config, unknown table) ends as one line on stderr and exit code 3, never a traceback.
+Everything main() writes, to stdout or stderr, passes the secrets gate (redact.py).
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import gc
-import json
+import os
 import sys
+import traceback
 from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
 
-from . import __version__
+from . import __version__, redact
 from .apply import SKIPPED, UNKNOWN, apply_plans
 from .audit import AuditError, AuditLog, default_path as default_audit_path
 from .config import ConfigError, load as load_config
@@ -24,6 +27,7 @@ from .model import Report, Status, exit_code
 from .repair import DEFAULT_LOCK_TIMEOUT, describe, oneliner, plans_from_verdicts, script
 from .scan import Scope, ScopeError, scan
 from .spare import spare_helpers
+from .text import one_line
 
 EXIT_OK, EXIT_WARNING, EXIT_CRITICAL, EXIT_UNKNOWN = 0, 1, 2, 3  # Nagios convention for `check`
 
@@ -208,7 +212,9 @@ def cmd_check(args, target, config) -> int:
     if args.json:
         # Pretty for a person, compact in pipes. json.dumps, not json.dump: only the one-shot dumps
         # without indent uses the C encoder (json.dump is pure Python, ~1 s for 10,000 rows).
-        sys.stdout.write(json.dumps(report_json(report, code), indent=2 if sys.stdout.isatty() else None) + "\n")
+        # Gated string by string (redact.dumps), so a mask cannot break the JSON.
+        redact.write_gated(sys.stdout, redact.dumps(report_json(report, code),
+                                                    indent=2 if sys.stdout.isatty() else None) + "\n")
     else:
         from rich.console import Console
 
@@ -346,9 +352,16 @@ COMMON_DEFAULTS = {"dsn": None, "config": None, "schema": [], "statement_timeout
                    "interval": 2.0, "read_only": False, "audit_log": None}
 
 
+@functools.lru_cache(maxsize=1)
+def _parser() -> argparse.ArgumentParser:
+    """Built once per process (~1 ms): parsing leaves it as it was, and tests call main() thousands
+    of times in one process."""
+    return build_parser()
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """The command line, with the options every command reads filled in where its parser has none."""
-    args = build_parser().parse_args(argv)
+    args = _parser().parse_args(argv)
     for key, value in COMMON_DEFAULTS.items():
         if not hasattr(args, key):
             setattr(args, key, value)
@@ -356,6 +369,23 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The command line, with stdout and stderr gated for its whole run: argparse's echo of a bad
+    argument, rich's tables, warnings and anything else printed pass through redact.gate()."""
+    with redact.gated_output():
+        argv = sys.argv[1:] if argv is None else argv
+        for arg in argv:  # argparse echoes arguments it rejects: a --dsn among them is masked too
+            redact.remember(*redact.candidates(arg))
+        return _main(argv)
+
+
+def _error(text: str) -> int:
+    """The one line of an error, through the gate, on one line whatever the message held."""
+    # gated before whitespace is squeezed: a password holding two spaces or a tab must still match
+    print(f"seqtui: error: {one_line(' '.join(redact.gate(text).split()))}", file=sys.stderr)
+    return EXIT_UNKNOWN
+
+
+def _main(argv: list[str]) -> int:
     args = parse_args(argv)
     command = args.command or "tui"
     target = None
@@ -367,21 +397,21 @@ def main(argv: list[str] | None = None) -> int:
         handler = {"check": cmd_check, "sql": cmd_sql, "fix": cmd_fix, "tui": cmd_tui}[command]
         return handler(args, target, config)
     except (ConnectError, ConfigError, ScopeError, UsageError, AuditError) as exc:
-        message = target.redact(str(exc)) if target else str(exc)
-        print(f"seqtui: error: {message}", file=sys.stderr)
-        return EXIT_UNKNOWN
+        return _error(target.redact(str(exc)) if target else str(exc))
     except psycopg.Error as exc:
-        text = " ".join(str(exc).split()) or type(exc).__name__
-        if target:
-            text = target.redact(text)
+        text = (target.redact(str(exc)) if target else str(exc)) or type(exc).__name__
         lost = isinstance(exc, (psycopg.OperationalError, psycopg.InterfaceError))
-        print(f"seqtui: error: {'connection lost: ' if lost else ''}{text}", file=sys.stderr)
-        return EXIT_UNKNOWN
+        return _error(f"{'connection lost: ' if lost else ''}{text}")
     except KeyboardInterrupt:
         print("seqtui: interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:
         return EXIT_OK
+    except Exception as exc:  # a bug: still one gated line, the traceback (gated) only when asked for
+        if os.environ.get("SEQTUI_DEBUG"):
+            traceback.print_exc()
+        return _error(f"unexpected {type(exc).__name__}: {target.redact(str(exc)) if target else exc} "
+                      "(set SEQTUI_DEBUG=1 for details)")
 
 
 def run() -> int:

@@ -12,11 +12,20 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from seqtui import config as config_mod
-from seqtui.connect import ConnectError, NoTarget, clean_url, find_secrets, resolve, strip_password
+from seqtui import config as config_mod, redact
+from seqtui.connect import ConnectError, NoTarget, clean_url, find_secrets, resolve
 from seqtui.model import (Consumer, HighWater, Observation, Sequence, SequenceState, Status, capacity_used,
                           is_behind, judge, next_value)
 from seqtui.repair import FixPlan, oneliner, render, rendered_statements, transaction_statements
+
+
+@pytest.fixture(autouse=True, scope="module")  # module: hypothesis refuses function-scoped fixtures
+def secrets_forgotten():
+    """resolve() remembers every secret it finds for the rest of the process: not past this module,
+    whose secrets ("secret", random ones) would be masked in later tests' output."""
+    with redact.scope():
+        yield
+
 
 # Identifiers PostgreSQL accepts: any non-NUL characters, at most 63 bytes.
 identifiers = st.text(st.characters(blacklist_characters="\x00", blacklist_categories=("Cs",)),
@@ -167,8 +176,10 @@ def test_secrets_found_in_every_form():
     assert set(find_secrets("postgresql://u:a%40b@h/db", {})) >= {"a%40b", "a@b"}
     assert "s p" in find_secrets("host=h password='s p'", {})
     assert "envpw" in find_secrets("", {"PGPASSWORD": "envpw"})
-    assert strip_password("postgresql://u:secret@h/db?password=x&sslmode=require") == \
-        "postgresql://u@h/db?sslmode=require"
+    # shown as typed, every password masked (postgresql:///db is not rebuilt into postgresql:/db)
+    assert resolve("postgresql://u:secret@h/db?password=x&sslmode=require", {}).display == \
+        "postgresql://u:***@h/db?password=***&sslmode=require"
+    assert resolve("postgresql:///db", {}).display == "postgresql:///db"
 
 
 def test_resolution_order(tmp_path):

@@ -46,7 +46,8 @@ from .details import details
 from .first_scan import FirstScan, ui_scope
 from .footer import KeyFooter
 from .rates import RateTracker
-from .screens import CopyScreen, HelpScreen, PreviewScreen, ResultsScreen
+from ..redact import gate
+from .screens import CopyScreen, HelpScreen, PreviewScreen, ResultsScreen, gated
 from .seqtable import FILTER_KEY, SeqTable, Shown
 from .table import (COLUMN_KEYS, COLUMNS, SORTABLE, diff_some, matches, ordered, rate_cell_of, row_cells,
                     sort_key)
@@ -124,7 +125,7 @@ class Measuring(Message):
 class RefreshFailed(Message):
     def __init__(self, error: str, lost: bool) -> None:
         super().__init__()
-        self.error, self.lost = error, lost
+        self.error, self.lost = gate(error), lost  # shown in a notification and in the header
 
 
 class ApplyProgress(Message):
@@ -347,7 +348,8 @@ class SeqtuiApp(App[int]):
                 exc, (psycopg.OperationalError, psycopg.InterfaceError))
             if lost and conn is not None:
                 self._close_conn()
-            text = self.target.redact(" ".join(str(exc).split()) or type(exc).__name__)
+            # masked before whitespace is squeezed: a password holding a tab must still match
+            text = " ".join(self.target.redact(str(exc)).split()) or type(exc).__name__
             self.post_message(RefreshFailed(text, lost=lost))
             return
         except Exception as exc:  # a bug must not stop the refresh loop or crash the app
@@ -494,6 +496,10 @@ class SeqtuiApp(App[int]):
             return  # late: the scan has ended
         self.measuring = (message.done, message.total)
         self._show_header()
+
+    def notify(self, message: str, *, title: str = "", **kwargs) -> None:
+        """Every notification through the secrets gate: they carry server and libpq messages."""
+        super().notify(gate(message), title=gate(title), **kwargs)
 
     def on_refresh_failed(self, message: RefreshFailed) -> None:
         if not self.live_screen:
@@ -738,7 +744,7 @@ class SeqtuiApp(App[int]):
         reason = self.read_only_reason()
         line.append(" · ")
         line.append("READ-ONLY" if reason else "read-write", style="bold magenta" if reason else "green")
-        self.query_one("#db-line", Static).update(line)
+        self.query_one("#db-line", Static).update(gated(line))
 
         summary = Text(" ")
         if self.report is None:
@@ -763,7 +769,7 @@ class SeqtuiApp(App[int]):
             summary.append(f"  refreshed {self.last_refresh:%H:%M:%S}", style="dim")
         summary.append(f" · every {_fmt_interval(self.interval)}" if self.live else " · manual refresh",
                        style="dim")
-        self.query_one("#summary-line", Static).update(summary)
+        self.query_one("#summary-line", Static).update(gated(summary))
 
         state = Text(" ")
         if self.lost is not None:
@@ -796,7 +802,7 @@ class SeqtuiApp(App[int]):
             state.append(f"sorted by {COLUMN_LABELS[self.sort_column]} {arrow} ", style="dim")
         if self.status_text:
             state.append(self.status_text, style="cyan")
-        self.query_one("#state-line", Static).update(state)
+        self.query_one("#state-line", Static).update(gated(state))
 
     def _show_details(self) -> None:
         if not self.live_screen:
@@ -1019,6 +1025,7 @@ class SeqtuiApp(App[int]):
     # -- copy -----------------------------------------------------------------------------------
 
     def _copy(self, title: str, text: str, note: str = "") -> None:
+        text = gate(text)  # the clipboard is output too, as `seqtui sql` is
         self.copy_to_clipboard(text)
         self.push_screen(CopyScreen(title, text, note))
 

@@ -11,8 +11,17 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Static, TextArea
 
 from ..apply import FIXED, UNCHANGED, FixResult
+from ..redact import gate
 from ..output import fmt_int
 from ..repair import DEFAULT_STATEMENT_TIMEOUT, FixPlan, rendered_commits_on_disk, rendered_statements
+
+
+def gated(text: Text) -> Text:
+    """`text` through the secrets gate (redact.py). Nothing masked: the same Text, styles and all;
+    something masked (rare: only text holding a password or its shape), the masked text plainly."""
+    plain = text.plain
+    masked = gate(plain)
+    return text if masked == plain else Text(masked, style=text.style)
 
 
 def preview_text(plans: list[FixPlan], nothing: list[str], lock_timeout: float,
@@ -52,7 +61,7 @@ def preview_text(plans: list[FixPlan], nothing: list[str], lock_timeout: float,
             out.append(f"  {line}\n", style="dim")
     if not fixable:
         out.append("\nNothing will change.\n", style="bold")
-    return out
+    return gated(out)
 
 
 class PreviewScreen(ModalScreen[bool]):
@@ -116,7 +125,7 @@ def result_text(results: list[FixResult], total: int, done: bool) -> Text:
         cached = [r.plan.sequence.display_name for r in results if r.outcome == FIXED and r.plan.sequence.cache > 1]
         if cached:
             out.append(f"{', '.join(cached)}: CACHE > 1, recycle connection pools.\n", style="yellow")
-    return out
+    return gated(out)
 
 
 class ClosableModal(ModalScreen[None]):
