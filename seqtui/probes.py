@@ -10,7 +10,7 @@ from dataclasses import replace
 import psycopg
 from psycopg import errors, sql
 
-from .model import HighWater, Observation, Consumer, is_behind, next_of, usable_range
+from .model import Consumer, HighWater, Observation, combined_high_water, is_behind, next_of, usable_range
 from .unions import go_on, read_unions
 
 # The first taken value on a behind sequence's path: (SELECT i::int4, min(col)::numeric FROM ONLY tbl
@@ -83,9 +83,8 @@ def probe_domains(conn: psycopg.Connection, observations: list[Observation],
         if obs.state is None or not any(c.domain and c.comparable for c in obs.consumers):
             continue
         seq, nxt = obs.sequence, next_of(obs.sequence, obs.state)
-        measured = [hw.value for c, hw in zip(obs.consumers, obs.high_waters)
-                    if c.comparable and hw.error is None and hw.value is not None]
-        seq_hw = (max(measured) if seq.ascending else min(measured)) if measured else None
+        seq_hw = combined_high_water([hw.value for c, hw in zip(obs.consumers, obs.high_waters)
+                                      if c.comparable and hw.error is None], seq.increment)
         hws = list(obs.high_waters)
         for c_i, c in enumerate(obs.consumers):
             if not (c.domain and c.comparable):
