@@ -21,6 +21,7 @@ import psycopg
 from psycopg import errors, sql
 
 from .model import Consumer, HighWater, Observation, Sequence, SequenceState, Status
+from .domain_checks import check_bounds
 from .probes import probe_collisions, probe_domains
 from .unions import CHUNK, ScanStopped  # noqa: F401  (re-exported: the catalog's chunk size, stop_scan()'s error)
 from .unions import chunks, go_on, read_unions, run_union, run_unions_pipelined
@@ -115,14 +116,15 @@ def discover(conn: psycopg.Connection) -> list[tuple[Sequence, tuple[Consumer, .
         consumers = []
         for (_, table_oid, schema, table, column, attnum, column_type, has_default, owned, identity,
              relkind, is_partition, root, indexed, can_read, can_lock, bare, via_view, unique, rls_role,
-             domain) in rows:
+             domain, domain_checks) in rows:
             if is_partition and root != table_oid and (root, column) in tables:
                 continue
             consumers.append(Consumer(
                 table_oid=table_oid, schema=schema, table=table, column=column, attnum=attnum,
                 column_type=column_type, kind=_consumer_kind(has_default, owned, identity, via_view),
                 indexed=indexed, can_read=can_read, can_lock=can_lock, relkind=relkind, bare=bare,
-                unique=unique, rls_role=rls_role, domain=tuple(domain) if domain else None))
+                unique=unique, rls_role=rls_role, domain=tuple(domain) if domain else None,
+                domain_bounds=check_bounds(domain_checks or ())))
         result.append((seq, tuple(consumers)))
     return result
 

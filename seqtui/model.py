@@ -104,6 +104,8 @@ class Consumer:
     unique: bool = True    # a unique index on the column alone: an INSERT of a taken value fails
     rls_role: str | None = None  # row-level security hides rows from this role (fact 15): not judged
     domain: tuple[str, str] | None = None  # (schema, name) of the column's domain type (fact 21)
+    # the (lowest, highest) its domain's CHECK comparisons allow (domain_checks.py); None: no bound
+    domain_bounds: tuple[int | None, int | None] = (None, None)
 
     @property
     def comparable(self) -> bool:
@@ -113,6 +115,26 @@ class Consumer:
     @property
     def qualified_table(self) -> tuple[str, str]:
         return (self.schema, self.table)
+
+    @property
+    def value_range(self) -> tuple[int, int] | None:
+        """The values the column holds: its integer type's range, narrowed by its domain's CHECK
+        bounds; None for a column of another type."""
+        if self.column_type not in INTEGER_TYPE_BOUNDS:
+            return None
+        lo, hi = INTEGER_TYPE_BOUNDS[self.column_type]
+        d_lo, d_hi = self.domain_bounds
+        return (lo if d_lo is None else max(lo, d_lo)), (hi if d_hi is None else min(hi, d_hi))
+
+    @property
+    def narrowed_by_domain(self) -> bool:
+        return self.domain_bounds != (None, None)
+
+    def limit_name(self) -> str:
+        """What sets the column's range, for sentences: "the integer column", "domain public.d's CHECK"."""
+        if self.narrowed_by_domain and self.domain:
+            return f"the CHECK of domain {'.'.join(self.domain)}"
+        return f"the {self.column_type} column"
 
 
 @dataclass(frozen=True, slots=True)
@@ -247,23 +269,24 @@ def combined_high_water(values: list[int], increment: int) -> int | None:
     return max(present) if increment > 0 else min(present)
 
 
-def usable_range(seq: Sequence, column_type: str | None) -> tuple[int, int]:
-    """The narrower of the sequence's bounds and the column type's (DESIGN fact 8); for a domain, the
-    type under it (fact 21: its CHECK is asked of the server for the values that matter)."""
+def usable_range(seq: Sequence, column: Consumer | None) -> tuple[int, int]:
+    """The narrower of the sequence's bounds and the column's (DESIGN fact 8): its integer type's, and
+    for a domain the bounds its CHECK comparisons set (fact 21; other CHECKs are asked of the server
+    for the values that matter)."""
     lo, hi = seq.min_value, seq.max_value
-    if column_type in INTEGER_TYPE_BOUNDS:
-        tlo, thi = INTEGER_TYPE_BOUNDS[column_type]
-        lo, hi = max(lo, tlo), min(hi, thi)
+    bounds = column.value_range if column is not None else None
+    if bounds is not None:
+        lo, hi = max(lo, bounds[0]), min(hi, bounds[1])
     return lo, hi
 
 
-def capacity_used(seq: Sequence, state: SequenceState, column_type: str | None,
+def capacity_used(seq: Sequence, state: SequenceState, column: Consumer | None,
                   hw: int | None = None) -> float:
     """Fraction of the usable range consumed, counting downwards for descending sequences.
 
     The position is where the sequence will hand out its next value, or past the high-water mark when
     the sequence is behind (that is where a fix puts it). An exhausted sequence has used it all."""
-    lo, hi = usable_range(seq, column_type)
+    lo, hi = usable_range(seq, column)
     pos = next_of(seq, state)
     if pos is None:
         return 1.0
@@ -276,13 +299,18 @@ def capacity_used(seq: Sequence, state: SequenceState, column_type: str | None,
     return min(1.0, max(0.0, used / span))
 
 
-def capacity_note(seq: Sequence, column_type: str | None, fraction: float) -> str:
+def capacity_note(seq: Sequence, column: Consumer | None, fraction: float) -> str:
     """Which limit is near, and what to do about it."""
-    lo, hi = usable_range(seq, column_type)
+    lo, hi = usable_range(seq, column)
     end = hi if seq.ascending else lo
-    by_column = end != (seq.max_value if seq.ascending else seq.min_value)
-    what = f"the {column_type} column" if by_column else "the sequence's " + ("MAXVALUE" if seq.ascending else "MINVALUE")
-    fix = "ALTER TABLE ... ALTER COLUMN ... TYPE bigint" if by_column else "ALTER SEQUENCE ... AS bigint"
+    by_column = column is not None and end != (seq.max_value if seq.ascending else seq.min_value)
+    if by_column and column.narrowed_by_domain:
+        what, fix = column.limit_name(), "ALTER DOMAIN ... DROP CONSTRAINT ..., then ADD a wider CHECK"
+    elif by_column:
+        what, fix = column.limit_name(), "ALTER TABLE ... ALTER COLUMN ... TYPE bigint"
+    else:
+        what = "the sequence's " + ("MAXVALUE" if seq.ascending else "MINVALUE")
+        fix = "ALTER SEQUENCE ... AS bigint"
     return f"{fraction:.0%} of the range used: {what} runs out at {end:,} (widen it: {fix})"
 
 
@@ -308,9 +336,10 @@ def fix_target(seq: Sequence, hw: int, consumers: tuple[Consumer, ...] = (),
         return False, (f"the lowest id {hw} leaves no room above the sequence's MINVALUE {seq.min_value}: "
                        "setval cannot help; widen the sequence and the column type")
     for c, hw_c in zip(consumers, high_waters or (HighWater(),) * len(consumers)):
-        lo, hi = usable_range(seq, c.column_type)
+        lo, hi = usable_range(seq, c)
         if not lo <= after <= hi or hw_c.after_fits is False:
-            limit = "its domain's CHECK" if hw_c.after_fits is False else f"{c.column_type}: {lo:,} to {hi:,}"
+            limit = ("its domain's CHECK" if hw_c.after_fits is False or c.narrowed_by_domain
+                     else f"{c.column_type}: {lo:,} to {hi:,}")
             return False, (f"after the fix the next value {after:,} would not fit {c.schema}.{c.table}.{c.column} "
                            f"({limit}): setval cannot help; widen the column (ALTER TABLE ... ALTER COLUMN ... "
                            "TYPE bigint, or the domain)")
@@ -349,12 +378,13 @@ def _exhausted(seq: Sequence, nxt: int | None, consumer: Consumer, hw: HighWater
         return (f"exhausted: nextval() fails, the sequence reached its {what} {bound:,} (NO CYCLE); no setval "
                 f"helps: raise it (ALTER SEQUENCE ... {what} ...), or widen it (AS bigint) and the column")
     if consumer.comparable:
-        lo, hi = usable_range(seq, consumer.column_type)
-        if not lo <= nxt <= hi:
-            return (f"exhausted: the next value {nxt:,} does not fit the column ({consumer.column_type}: {lo:,} "
-                    f"to {hi:,}): every default INSERT fails; widen the column (ALTER TABLE ... ALTER COLUMN "
+        lo, hi = usable_range(seq, consumer)
+        t_lo, t_hi = INTEGER_TYPE_BOUNDS[consumer.column_type]
+        if not t_lo <= nxt <= t_hi:
+            return (f"exhausted: the next value {nxt:,} does not fit the column ({consumer.column_type}: {t_lo:,} "
+                    f"to {t_hi:,}): every default INSERT fails; widen the column (ALTER TABLE ... ALTER COLUMN "
                     "... TYPE bigint)")
-        if hw.next_fits is False:
+        if hw.next_fits is False or (hw.next_fits is None and not lo <= nxt <= hi and consumer.narrowed_by_domain):
             return (f"exhausted: the next value {nxt:,} fails the CHECK of the column's domain "
                     f"{'.'.join(consumer.domain or ())}: every default INSERT fails; widen the domain")
     return None
@@ -421,12 +451,12 @@ def judge(obs: Observation, thresholds: Thresholds = Thresholds()) -> list[Verdi
                 detail=why, **common))
             continue
         if hw.error is not None:
-            frac = capacity_used(seq, state, consumer.column_type)
+            frac = capacity_used(seq, state, consumer)
             verdicts.append(Verdict(hw.error, capacity_used=frac,
                                     capacity_level=capacity_level(frac, thresholds),
                                     detail=hw.detail, **common))
             continue
-        frac = capacity_used(seq, state, consumer.column_type, hw.value)
+        frac = capacity_used(seq, state, consumer, hw.value)
         level = capacity_level(frac, thresholds)
         if hw.value is None:
             verdicts.append(Verdict(Status.EMPTY, capacity_used=frac, capacity_level=level, failing_now=False,
@@ -441,7 +471,7 @@ def judge(obs: Observation, thresholds: Thresholds = Thresholds()) -> list[Verdi
             # Measured from the hw over all consumers: a shared sequence is not "ahead" of one table
             # just because another table took the values in between.
             gap = max(0, abs(nxt - seq_hw) // abs(seq.increment) - 1)
-            notes = [capacity_note(seq, consumer.column_type, frac)] if level is not CapacityLevel.OK else []
+            notes = [capacity_note(seq, consumer, frac)] if level is not CapacityLevel.OK else []
             if gap > 0:
                 notes.append(f"sequence is {gap:,} value(s) ahead of the data (harmless; never rewound)")
             verdicts.append(Verdict(Status.OK, high_water=hw.value, capacity_used=frac, capacity_level=level,

@@ -50,7 +50,7 @@ def probe_collisions(conn: psycopg.Connection, observations: list[Observation],
             if (nxt is None or not c.comparable or not c.unique or hw.error is not None or hw.value is None
                     or not is_behind(nxt, hw.value, seq.increment)):
                 continue
-            lo, hi = usable_range(seq, c.column_type)
+            lo, hi = usable_range(seq, c)
             if lo <= nxt <= hi:
                 targets.append((o, c_i, nxt, seq.increment))
     if not targets:
@@ -89,7 +89,9 @@ def probe_domains(conn: psycopg.Connection, observations: list[Observation],
         for c_i, c in enumerate(obs.consumers):
             if not (c.domain and c.comparable):
                 continue
-            lo, hi = usable_range(seq, c.column_type)
+            # the sequence's bounds only: a value past the CHECK bounds read from the catalog is asked
+            # too, the server's answer is the one that counts
+            lo, hi = usable_range(seq, None)
             fits = {}
             for key, value in (("next_fits", nxt), ("after_fits", None if seq_hw is None else seq_hw + seq.increment)):
                 if value is not None and lo <= value <= hi:

@@ -66,7 +66,7 @@ def test_verdict_agrees_with_what_nextval_would_do(last, called, inc, hw, descen
 @given(pos=st.integers(1, 2**31 - 1), seq_hi=st.sampled_from([2**31 - 1, 2**63 - 1]))
 def test_capacity_is_a_fraction_of_the_narrower_range(pos, seq_hi):
     seq = make_seq(hi=seq_hi)
-    frac = capacity_used(seq, SequenceState(pos, False), "integer")
+    frac = capacity_used(seq, SequenceState(pos, False), make_consumer(ctype="integer"))
     assert 0.0 <= frac <= 1.0
     assert frac == pytest.approx((pos - 1) / (2**31 - 1))
 

@@ -161,3 +161,26 @@ def test_a_domain_column_has_its_base_types_range_and_its_check_is_asked(db):
     assert "fails the CHECK of the column's domain public.tiny_id" in r["detail"]
     with pytest.raises(psycopg.errors.CheckViolation):
         db.insert_default("t")
+
+
+def test_a_domain_check_narrows_the_capacity_and_the_insert_fails_where_it_says(db):
+    """Capacity is measured against the CHECK's bound, not the base type's: 95% used of a domain that
+    stops at 1,000 is critical, and the inserts that remain are exactly the ones the server takes."""
+    db.execute("""
+        CREATE DOMAIN order_no AS int4 CHECK (VALUE > 0) CHECK (VALUE <= 1000);
+        CREATE TABLE t (id order_no PRIMARY KEY);
+        CREATE SEQUENCE t_id_seq OWNED BY t.id; ALTER TABLE t ALTER id SET DEFAULT nextval('t_id_seq');
+        INSERT INTO t SELECT generate_series(1, 949);
+        SELECT setval('t_id_seq', 949);
+    """)
+    r = row(check(db.url), "t")
+    assert r["status"] == "ok" and r["next_value"] == 950
+    assert r["capacity_used"] == pytest.approx(949 / 1000)
+    assert r["capacity_level"] == "critical"
+    assert "the CHECK of domain public.order_no runs out at 1,000" in r["detail"]
+    for expected in range(950, 1001):
+        assert db.insert_default("t") == expected
+    with pytest.raises(psycopg.errors.CheckViolation):
+        db.insert_default("t")
+    r = row(check(db.url), "t")
+    assert (r["status"], r["capacity_used"]) == ("exhausted", 1.0)

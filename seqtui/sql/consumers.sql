@@ -98,7 +98,18 @@ SELECT u.seq::int8                                         AS seq_oid,
        -- a domain's CHECK may narrow the base type's range: the values that matter are tried on the
        -- domain itself (catalog.probe_domains), so its name, schema-qualified
        CASE WHEN ty.typtype = 'd' THEN (SELECT ARRAY[tn.nspname::text, ty.typname::text]
-                                        FROM pg_namespace tn WHERE tn.oid = ty.typnamespace) END AS domain
+                                        FROM pg_namespace tn WHERE tn.oid = ty.typnamespace) END AS domain,
+       -- and its CHECKs and those of the domains under it, as the server renders them: their bounds
+       -- narrow the capacity (domain_checks.py). NOT VALID ones too: they hold for new values.
+       CASE WHEN ty.typtype = 'd' THEN (
+           WITH RECURSIVE chain(oid, depth) AS (
+               SELECT ty.oid, 0
+               UNION ALL
+               SELECT b.typbasetype, chain.depth + 1
+               FROM chain JOIN pg_type b ON b.oid = chain.oid
+               WHERE b.typtype = 'd' AND chain.depth < 8)
+           SELECT array_agg(pg_get_constraintdef(c.oid))
+           FROM chain JOIN pg_constraint c ON c.contypid = chain.oid AND c.contype = 'c') END AS domain_checks
 FROM all_uses u
 JOIN pg_class s ON s.oid = u.seq AND s.relkind = 'S'
 JOIN pg_class t ON t.oid = u.rel AND t.relkind IN ('r', 'p')
@@ -115,7 +126,7 @@ LEFT JOIN (SELECT i.indrelid, i.indkey[0] AS attnum,
            WHERE i.indpred IS NULL AND am.amname = 'btree'
            GROUP BY i.indrelid, i.indkey[0]) AS ix
        ON ix.indrelid = t.oid AND ix.attnum = a.attnum
-GROUP BY u.seq, t.oid, n.oid, n.nspname, t.relname, a.attname, a.attnum, a.atttypid, ty.typtype,
+GROUP BY u.seq, t.oid, n.oid, n.nspname, t.relname, a.attname, a.attnum, a.atttypid, ty.oid, ty.typtype,
          ty.typbasetype, ty.typnamespace, ty.typname, a.attidentity, t.relkind, t.relispartition, t.relrowsecurity,
          t.relforcerowsecurity, t.relowner
 ORDER BY u.seq, n.nspname, t.relname, a.attnum

@@ -77,13 +77,13 @@ def details(v: Verdict | None, siblings: list[Verdict], plan: FixPlan | None, ra
         out.append("\n")
 
     if v.capacity_used is not None:
-        lo, hi = usable_range(seq, con.column_type if con else None)
+        lo, hi = usable_range(seq, con)
         out.append("\nCapacity ", style="bold")
         cap = capacity_cell(v)
         out.append(cap.text + " used", style=cap.style)
         out.append(f" of {fmt_int(lo)} … {fmt_int(hi)}", style="dim")
         if con is not None and con.comparable:
-            out.append(f" (the narrower of the sequence and the {con.column_type} column)", style="dim")
+            out.append(f" (the narrower of the sequence and {con.limit_name()})", style="dim")
         out.append("\n")
         _kv(out, "rate", f"{fmt_rate(rate)} values/min" if rate is not None else "measured after two refreshes")
         if rate is not None:

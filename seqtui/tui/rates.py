@@ -148,7 +148,7 @@ def remaining_values(v: Verdict) -> int | None:
     column type's (DESIGN fact 8), in the sequence's own units."""
     if v.sequence is None or v.state is None:
         return None
-    lo, hi = usable_range(v.sequence, v.consumer.column_type if v.consumer else None)
+    lo, hi = usable_range(v.sequence, v.consumer)
     pos = next_value(v.state, v.sequence.increment)
     # the next value itself is still usable, hence + 1
     return max(0, hi - pos + 1) if v.sequence.ascending else max(0, pos - lo + 1)
