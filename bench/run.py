@@ -6,6 +6,7 @@
     python bench/run.py --tables 1000 --dsn URL           # another server (needs CREATEDB)
     python bench/run.py --tables 1000 --latency-ms 10     # a server 10 ms of round trip away
     python bench/run.py --tables 1000 --durable           # commits wait for the disk, as in production
+    python bench/run.py --tables 3000 10000 --no-tui --fresh  # catalogs never analyzed, as after a restore
 
 For each N it builds a database of N tables (40% behind serial, 20% ok, 10% empty, 10% identity behind,
 20% pairs sharing one sequence, behind) and times whole processes, median of --repeat runs taken in
@@ -27,7 +28,8 @@ own): the first full table as an operator waits for it (`python -m seqtui` in a 
 per refresh tick, its memory (RSS), and the server's time per tick with nothing changed and with 1% of
 the tables written to, as a share of a full scan. --no-tui leaves it out.
 
-At the end, issue 5's targets for the largest N measured, each met or missed.
+At the end, issue 5's targets for the largest N measured, and issue 19's (check within 1.3x of the lower
+bound, fix within 1.5x of the per-table script, at 3,000 tables and more), each met or missed.
 
 Each fix run starts from the same drifted state (reset untimed). Prints medians and ratios against the
 lower bound and against the per-table script, and writes JSON (default bench/results/results.json).
@@ -185,7 +187,9 @@ def medians_interleaved(contenders: list[tuple[str, list[str], tuple[int, ...]]]
     return {name: {"median_s": statistics.median(runs), "samples": runs} for name, runs in samples.items()}
 
 
-def build(admin_url: str, dbname: str, n: int) -> str:
+def build(admin_url: str, dbname: str, n: int, fresh: bool = False) -> str:
+    """A database of n tables. `fresh`: its catalogs never analyzed, as right after a restore (the
+    server's autovacuum must be off for them to stay so: start_server() does that)."""
     with psycopg.connect(admin_url, autocommit=True) as admin:
         admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(dbname)))
         admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(dbname)))
@@ -194,11 +198,12 @@ def build(admin_url: str, dbname: str, n: int) -> str:
         for lo in range(0, n, BUILD_BATCH):
             conn.execute(BUILD_SQL.format(lo=lo, hi=min(n, lo + BUILD_BATCH) - 1))
         conn.execute(LOWER_BOUND_FUNCTIONS)
-        conn.execute("VACUUM ANALYZE")
+        if not fresh:
+            conn.execute("VACUUM ANALYZE")
     return url
 
 
-def start_server(dsn: str | None, durable: bool = False) -> tuple[EmbeddedServer | None, str]:
+def start_server(dsn: str | None, durable: bool = False, fresh: bool = False) -> tuple[EmbeddedServer | None, str]:
     """(server, admin URL): `dsn` as given, or else an embedded server started for the run. `durable`:
     fsync and synchronous_commit on, as a production server has them (the embedded default trades
     them for speed): every COMMIT then waits for its WAL to reach the disk."""
@@ -210,6 +215,8 @@ def start_server(dsn: str | None, durable: bool = False) -> tuple[EmbeddedServer
     with open(server.data_dir / "postgresql.conf", "a") as conf:
         # the server-side baselines touch every table in one transaction
         conf.write("max_locks_per_transaction = 1024\n")
+        if fresh:  # nothing analyzes the catalogs behind the benchmark's back
+            conf.write("autovacuum = off\n")
     server.start()
     return server, server.url()
 
@@ -222,12 +229,18 @@ def stop_server(server: EmbeddedServer | None) -> None:
 
 
 def run_size(admin_url: str, n: int, repeat: int, psql: str, workdir: Path, latency_ms: float = 0,
-             tui_ticks: int | None = None) -> dict:
+             tui_ticks: int | None = None, fresh: bool = False) -> dict:
     dbname = f"seqtui_bench_{n}"
     t0 = time.perf_counter()
-    url = build(admin_url, dbname, n)
+    url = build(admin_url, dbname, n, fresh=fresh)
     build_s = time.perf_counter() - t0
     with psycopg.connect(url, autocommit=True) as conn:
+        if fresh:  # the planner's idea of pg_class, against what it holds: stale, as after a restore
+            stale = conn.execute("SELECT reltuples, (SELECT count(*) FROM pg_class) FROM pg_class "
+                                 "WHERE relname = 'pg_class'").fetchone()
+            if stale[0] >= stale[1] / 2:
+                print(f"warning: pg_class was analyzed meanwhile (reltuples {stale[0]:.0f} of {stale[1]}): "
+                      "the catalogs are not fresh (autovacuum on?)", file=sys.stderr)
         check_script, fix_script = per_table_scripts(conn)
         consumers = len(conn.execute(CONSUMERS_SQL).fetchall())
         host, port = conn.info.host, conn.info.port  # a TCP host, or a Unix-socket directory
@@ -248,7 +261,7 @@ def run_size(admin_url: str, n: int, repeat: int, psql: str, workdir: Path, late
             conn.execute("SELECT bench_reset()")
 
     results: dict = {"tables": n, "consumers": consumers, "build_seconds": round(build_s, 2),
-                     "latency_ms": latency_ms}
+                     "latency_ms": latency_ms, "catalogs": "fresh" if fresh else "analyzed"}
     reset()
     results["check"] = medians_interleaved([
         ("lower_bound_server_side", psql_base + ["-c", "SELECT count(*) FROM bench_scan()"], (0,)),
@@ -359,6 +372,18 @@ def targets(res: dict) -> list[tuple[str, str, bool]]:
     return out
 
 
+ISSUE_19_FROM = 3000
+
+
+def issue_19_targets(res: dict) -> list[tuple[str, str, bool]]:
+    """Issue 19's targets, for N >= 3,000 on fresh and on analyzed catalogs alike."""
+    check, fix = res["check"], res["fix"]
+    c = check["seqtui_check_json"]["median_s"] / check["lower_bound_server_side"]["median_s"]
+    f = fix["seqtui_fix_yes"]["median_s"] / fix["per_table_script"]["median_s"]
+    return [("check within 1.3x of the lower bound", f"{c:.2f}x", c <= 1.3),
+            ("fix within 1.5x of the per-table script", f"{f:.2f}x", f <= 1.5)]
+
+
 def print_targets(res: dict) -> None:
     if res["tables"] < TARGETS_AT:
         print(f"\nissue 5's targets are set for {TARGETS_AT:,} tables: add --tables {TARGETS_AT} to see them")
@@ -380,6 +405,9 @@ def main() -> int:
                         help="embedded server with fsync and synchronous_commit on, as in production (the "
                              "default has them off): every COMMIT waits for the disk")
     parser.add_argument("--no-tui", action="store_true", help="leave out the terminal UI's measurements")
+    parser.add_argument("--fresh", action="store_true",
+                        help="catalogs never analyzed, as right after a restore (the embedded server runs "
+                             "without autovacuum; with --dsn, the server's autovacuum may analyze them)")
     parser.add_argument("--ticks", type=int, default=20, help="refresh ticks the UI is measured over (each kind)")
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "results.json"))
     args = parser.parse_args()
@@ -388,18 +416,24 @@ def main() -> int:
 
     workdir = Path(tempfile.mkdtemp(prefix="seqtui-bench-"))
     psql = str(runnable_bin_dir() / "psql")
-    server, admin_url = start_server(args.dsn, durable=args.durable)
+    server, admin_url = start_server(args.dsn, durable=args.durable, fresh=args.fresh)
     try:
         all_results = []
         for n in args.tables:
             print(f"N={n}: building and measuring ({args.repeat} runs each)...", file=sys.stderr, flush=True)
             all_results.append(run_size(admin_url, n, args.repeat, psql, workdir, args.latency_ms,
-                                        tui_ticks=None if args.no_tui else args.ticks))
+                                        tui_ticks=None if args.no_tui else args.ticks, fresh=args.fresh))
         print_table(all_results)
         print_targets(max(all_results, key=lambda r: r["tables"]))
+        for res in all_results:
+            if res["tables"] >= ISSUE_19_FROM:
+                print(f"\nissue 19's targets at N={res['tables']:,}, {res['catalogs']} catalogs:")
+                for what, measured, met in issue_19_targets(res):
+                    print(f"  {'met   ' if met else 'MISSED'}  {what:<58} {measured}")
         out = Path(args.out)
         out.parent.mkdir(parents=True, exist_ok=True)
         meta = {"cpus": os.cpu_count(), "python": sys.version.split()[0], "repeat": args.repeat,
+                "catalogs": "fresh" if args.fresh else "analyzed",
                 "durable": args.durable, "tui_ticks": None if args.no_tui else args.ticks}
         out.write_text(json.dumps({"meta": meta, "results": all_results}, indent=2))
         print(f"\nresults written to {out}")
