@@ -177,6 +177,20 @@ def test_created_and_dropped_tables_trigger_a_full_scan(live, db):
     assert scanner.last_tick.kind == "full" and "c" not in statuses(report)
 
 
+def test_a_domain_check_changed_triggers_a_full_scan_and_its_new_bound(live, db):
+    """A domain's CHECK bounds the column's capacity: changing it is a change discovery depends on."""
+    scanner, clock = live
+    db.execute("CREATE DOMAIN small_no AS int CHECK (VALUE <= 1000); "
+               "CREATE TABLE d (id small_no DEFAULT nextval('shared') PRIMARY KEY)")
+    clock.now += 2
+    scanner.tick()
+    db.execute("ALTER DOMAIN small_no ADD CHECK (VALUE <= 100)")
+    clock.now += 2
+    report = scanner.tick()
+    (v,) = [v for v in report.verdicts if v.consumer and v.consumer.table == "d"]
+    assert scanner.last_tick.kind == "full" and v.consumer.domain_bounds == (None, 100)
+
+
 def test_changes_counters_cannot_see_are_caught_by_the_periodic_full_scan(live, db):
     scanner, clock = live
     scanner.tick()
