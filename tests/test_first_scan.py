@@ -49,7 +49,7 @@ async def test_the_app_shows_the_scan_started_before_it_and_runs_no_other(db, tm
 async def test_progress_reported_before_the_app_took_over_is_shown_then_the_table(db, tmp_path, monkeypatch):
     """The scan may get through groups while textual is still importing: the latest progress (it holds
     every row so far) is handed to the app when it takes over."""
-    from seqtui.tui import app as app_module
+    from seqtui.tui import refreshing
 
     for t in ("t1", "t2", "t3"):
         drifted(db, t)
@@ -65,7 +65,7 @@ async def test_progress_reported_before_the_app_took_over_is_shown_then_the_tabl
 
     first = first_scan_of(db.url)
     first._thread.join()
-    monkeypatch.setattr(app_module, "PROGRESS_NEAR_END", 0)
+    monkeypatch.setattr(refreshing, "PROGRESS_NEAR_END", 0)
     shown: dict = {}
     app = progress_recording_app(db, tmp_path, shown, conn=first.conn, first_scan=first)
     async with app.run_test(size=SIZE) as pilot:

@@ -229,7 +229,7 @@ def test_odd_dsns_in_every_place_the_command_takes_one(dsn, tmp_path):
 
 @pytest.mark.asyncio
 async def test_ui_notifications_and_header_never_show_the_secret(db, tmp_path):
-    from seqtui.tui.app import RefreshFailed
+    from seqtui.tui.messages import RefreshFailed
     from test_tui import SIZE, make_app, started, text_of, until
 
     app = make_app(db.url, tmp_path)

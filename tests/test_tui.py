@@ -19,6 +19,8 @@ from textual.widgets._footer import FooterKey
 from seqtui.config import Config
 from seqtui.connect import resolve
 from seqtui.repair import oneliner, plans_from_verdicts
+from seqtui.tui import refreshing
+from seqtui.tui import rows as rows_module
 from seqtui.tui.app import SeqtuiApp
 from seqtui.tui.footer import KeyFooter
 from seqtui.tui.screens import CopyScreen, PreviewScreen, ResultsScreen
@@ -138,8 +140,8 @@ async def test_first_scan_shows_rows_while_it_measures_the_rest(db, tmp_path, mo
     for t in ("t1", "t2", "t3", "t4"):
         drifted(db, t, rows=3)
     monkeypatch.setattr(catalog, "GROUP", 1)          # a group per sequence
-    monkeypatch.setattr(app_module, "PROGRESS_EVERY", 0)  # every group shown (normally throttled)
-    monkeypatch.setattr(app_module, "PROGRESS_NEAR_END", 0)  # even those just before the end
+    monkeypatch.setattr(refreshing, "PROGRESS_EVERY", 0)  # every group shown (normally throttled)
+    monkeypatch.setattr(refreshing, "PROGRESS_NEAR_END", 0)  # even those just before the end
     seen: dict = {}
     app = progress_recording_app(db, tmp_path, seen)
     async with app.run_test(size=SIZE) as pilot:
@@ -162,7 +164,7 @@ async def test_first_scan_counts_every_group_but_shows_rows_less_often(db, tmp_p
     for t in ("t1", "t2", "t3", "t4"):
         drifted(db, t, rows=3)
     monkeypatch.setattr(catalog, "GROUP", 1)
-    monkeypatch.setattr(app_module, "PROGRESS_EVERY", 3600)  # rows once, at the first group
+    monkeypatch.setattr(refreshing, "PROGRESS_EVERY", 3600)  # rows once, at the first group
     seen: dict = {}
     app = progress_recording_app(db, tmp_path, seen)
     async with app.run_test(size=SIZE) as pilot:
@@ -184,8 +186,8 @@ async def test_first_scan_shows_no_rows_so_far_when_the_full_table_is_due(db, tm
     for t in ("t1", "t2", "t3", "t4"):
         drifted(db, t, rows=3)
     monkeypatch.setattr(catalog, "GROUP", 1)
-    monkeypatch.setattr(app_module, "PROGRESS_EVERY", 0)
-    monkeypatch.setattr(app_module, "PROGRESS_NEAR_END", 3600)  # every group is "near the end"
+    monkeypatch.setattr(refreshing, "PROGRESS_EVERY", 0)
+    monkeypatch.setattr(refreshing, "PROGRESS_NEAR_END", 3600)  # every group is "near the end"
     seen: dict = {}
     app = progress_recording_app(db, tmp_path, seen)
     async with app.run_test(size=SIZE) as pilot:
@@ -230,7 +232,7 @@ async def test_garbage_collection_is_given_back_when_the_first_scan_fails(tmp_pa
 
 
 async def test_a_first_scan_that_fails_half_way_stops_saying_it_is_measuring(db, tmp_path):
-    from seqtui.tui.app import RefreshFailed
+    from seqtui.tui.messages import RefreshFailed
 
     drifted(db, "t1", "t2")
     app = make_app(db.url, tmp_path)
@@ -690,7 +692,7 @@ async def test_rates_off_screen_are_redrawn_a_few_rows_a_refresh_and_those_on_sc
     from seqtui.tui import app as app_module
     from seqtui.tui.rates import fmt_rate
 
-    monkeypatch.setattr(app_module, "RATE_ROWS_PER_REFRESH", 4)
+    monkeypatch.setattr(rows_module, "RATE_ROWS_PER_REFRESH", 4)
     names = [f"r{i:02}" for i in range(40)]
     db.execute("; ".join(f"CREATE TABLE public.{t} (id serial PRIMARY KEY)" for t in names))
     app = make_app(db.url, tmp_path)

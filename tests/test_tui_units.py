@@ -183,7 +183,7 @@ def one_table_app():
 
 @pytest.mark.asyncio
 async def test_live_table_takes_hidden_rows_back_as_they_were_unless_their_cells_changed():
-    from seqtui.tui.app import Shown
+    from seqtui.tui.seqtable import Shown
     from seqtui.tui.seqtable import SeqTable
 
     app = one_table_app()
@@ -212,7 +212,7 @@ async def test_live_table_takes_hidden_rows_back_as_they_were_unless_their_cells
 async def test_live_table_draws_updated_cells_and_new_orders():
     """SeqTable keeps its row layout across cell updates (for speed): what it draws must still follow
     every set_cells() and every new order."""
-    from seqtui.tui.app import Shown
+    from seqtui.tui.seqtable import Shown
     from seqtui.tui.seqtable import SeqTable
 
     app = one_table_app()
@@ -241,7 +241,7 @@ async def test_live_table_draws_updated_cells_and_new_orders():
 async def test_live_table_draws_again_only_the_rows_whose_cells_changed():
     """A refresh that changes a few cells redraws those rows and takes the others from the render
     caches: DataTable alone redraws every row on screen after any update (~30 ms a refresh at 140x40)."""
-    from seqtui.tui.app import Shown
+    from seqtui.tui.seqtable import Shown
     from seqtui.tui.seqtable import SeqTable
 
     app = one_table_app()
