@@ -301,3 +301,28 @@ def test_source_password_never_printed_on_errors(db, source):
     assert_no_secret(run.text)
     run = run_seqtui("sync", "--from", "postgresql://u:" + SOURCE_PASSWORD + "@127.0.0.1:1/x", "--yes", url=db.url)
     assert run.code == 3 and SOURCE_PASSWORD not in run.text, run.text
+
+
+def test_source_may_be_a_hot_standby(db, source, source_server):
+    """The old primary's standby answers `SELECT last_value, is_called`: a sync reads it there, and
+    what it reads is never behind what the primary handed out."""
+    source.execute("CREATE TABLE t (id bigserial PRIMARY KEY)")
+    db.execute("CREATE TABLE t (id bigserial PRIMARY KEY)")
+    source.execute("INSERT INTO t SELECT FROM generate_series(1, 50)")
+    standby = source_server.base_backup_standby(source_server.data_dir.parent / f"standby-{uuid.uuid4().hex[:6]}")
+    standby.start()
+    try:
+        source.execute("INSERT INTO t SELECT FROM generate_series(1, 10)")  # streamed to the standby
+        standby_url = standby.url(source.name, password=SOURCE_PASSWORD)
+        with psycopg.connect(standby_url, autocommit=True) as replica:
+            assert replica.execute("SELECT pg_is_in_recovery()").fetchone() == (True,)
+            wait_for(lambda: replica.execute("SELECT count(*) FROM t").fetchone()[0] == 60,
+                     "the standby to replay the inserts", timeout=60, interval=0.1)
+        db.execute("INSERT INTO t SELECT g FROM generate_series(1, 60) g")  # the rows, as replication copies them
+        run = run_seqtui("sync", "--from", standby_url, "--yes", url=db.url)
+        assert run.code == 0, run.text
+        assert f"127.0.0.1:{standby.port}/{source.name}" in run.out
+        assert db.insert_default("t") > 60
+        assert_no_secret(run.text)
+    finally:
+        standby.stop("immediate")
