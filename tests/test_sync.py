@@ -326,3 +326,44 @@ def test_source_may_be_a_hot_standby(db, source, source_server):
         assert_no_secret(run.text)
     finally:
         standby.stop("immediate")
+
+
+def test_apply_never_moves_back_a_target_that_got_ahead_after_the_plan(db, source):
+    """The plan's values are shown; the statement re-reads under the lock and only moves forwards."""
+    from seqtui.apply import UNCHANGED, apply_plans
+    from seqtui.scan import scan
+    from seqtui.sync import plan_sync, read_source
+
+    for side in (source, db):
+        side.execute("CREATE TABLE t (id serial PRIMARY KEY)")
+    source.execute("SELECT setval('t_id_seq', 500)")
+    with psycopg.connect(db.url, autocommit=True) as conn, psycopg.connect(source.url, autocommit=True) as src:
+        plan = plan_sync(scan(conn), read_source(src))
+        (fix,) = plan.plans
+        assert (fix.next_value, fix.new_next_value) == (1, 501)
+        db.execute("SELECT setval('t_id_seq', 9000)")  # the new primary took writes meanwhile
+        (result,) = apply_plans(conn, [fix])
+    assert result.outcome == UNCHANGED and result.before == 9001
+    assert db.next_value("t_id_seq") == 9001
+
+
+def test_refuses_without_yes_and_bad_margin(db, source):
+    for side in (source, db):
+        side.execute("CREATE TABLE t (id serial PRIMARY KEY)")
+    source.execute("SELECT setval('t_id_seq', 500)")
+    run = run_seqtui("sync", "--from", source.url, url=db.url)  # no terminal, no --yes
+    assert run.code == 3 and "without --yes" in run.err, run.text
+    run = run_seqtui("sync", "--from", source.url, "--json", url=db.url)
+    assert run.code == 3 and "--json needs --yes or --dry-run" in run.err, run.text
+    run = run_seqtui("sync", "--from", source.url, "--margin", "-1", url=db.url)
+    assert run.code == 3 and "--margin" in run.err, run.text
+    run = run_seqtui("sync", "--from", "", "--yes", url=db.url)
+    assert run.code == 3 and "--from needs" in run.err, run.text
+    run = run_seqtui("sync", "--from", db.url, "--yes", url=db.url)
+    assert run.code == 3 and "the target database itself" in run.err, run.text
+    doc = json.loads(run_seqtui("sync", "--from", source.url, "--json", "--dry-run", "--margin", "5",
+                                url=db.url).out)
+    (item,) = doc["sequences"]
+    assert (item["action"], item["source_next"], item["source_mark"], item["new_next"]) == ("sync", 501, 505, 506)
+    assert db.next_value("t_id_seq") == 1  # nothing of the above changed anything
+    assert_no_secret(run.text, json.dumps(doc))
