@@ -145,8 +145,9 @@ def build_parser() -> argparse.ArgumentParser:
                           "where it is: forward only, one short transaction each, tables locked IN "
                           "EXCLUSIVE MODE under lock_timeout, as fix does. Sequences on one side only, "
                           "parameters that differ and source sequences that cannot be read are listed "
-                          "before anything is applied. Exit 0 when every sequence is in step, 1 when some "
-                          "could not be synced or need a look, 3 could not connect or bad input.")
+                          "before anything is applied. Exit 0 when nothing needed a look (every sequence synced "
+                          "or in step), 1 when some could not be synced or need a look, 3 could not connect "
+                          "or bad input.")
     sync.add_argument("--from", dest="from_url", metavar="SOURCE_URL", required=True,
                       help="the database the values come from (the old primary, or its standby); its "
                            "password is never printed")

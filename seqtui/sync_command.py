@@ -43,7 +43,7 @@ def _read_both(conn, args, target: Target, config, helpers=None) -> _Read:
         source = read_source(src_conn)
     if _same_database(conn, report, source):
         raise UsageError("--from names the target database itself: give the old primary's URL")
-    plan = plan_sync(report, source, args.margin, schemas=tuple(args.schema or ()) or target.schemas,
+    plan = plan_sync(report, source, args.margin, schemas=tuple(args.schema or ()) or config.schemas or target.schemas,
                      exclude=config.exclude, source_only=not getattr(args, "table", None))
     return _Read(report, source, plan)
 
