@@ -41,7 +41,8 @@ class AuditLog:
     one, record() opens and closes the file for its line."""
     path: Path
     database: dict  # Report.database: name, host, port, user (never a password)
-    source: str     # "fix" or "tui"
+    source: str     # "fix", "tui" or "sync"
+    origin: str | None = None  # sync: the database the values came from, user@host:port/name (no password)
     _file: IO[str] | None = field(default=None, init=False, repr=False)
 
     def __enter__(self) -> "AuditLog":
@@ -82,6 +83,8 @@ class AuditLog:
             "result": result.outcome,
             "reason": result.reason,
         }
+        if self.origin is not None:
+            entry["from"] = self.origin
         # Handed to the kernel per line (flushed, or written and closed), so a crash of seqtui loses
         # nothing; no fsync per line, which costs ~0.2 ms each and would dominate a fix of thousands
         # of sequences.

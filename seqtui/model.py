@@ -371,6 +371,10 @@ def _fix_blocker(seq: Sequence, obs: Observation, seq_hw: int | None) -> str | N
     return None
 
 
+# Public for sync.py, which judges a target moved past a source's mark by the same rules as a fix.
+fix_blocker = _fix_blocker
+
+
 def _exhausted(seq: Sequence, nxt: int | None, consumer: Consumer, hw: HighWater) -> str | None:
     """Why every default INSERT into the column fails before any row is looked at, if it does."""
     if nxt is None:

@@ -34,6 +34,11 @@ class FixPlan:
     high_water: int | None = None
     fixable: bool = True
     reason: str | None = None  # why not fixable
+    # `seqtui sync`: the last value another database (the cutover's source) may have handed out, plus
+    # --margin. The fix moves past it as past the tables' own ids (one more input to the same GREATEST,
+    # LEAST descending), so rows written there never collide here. high_water is then the furthest of
+    # the two. None: a plain fix.
+    source_high_water: int | None = None
 
     @property
     def new_next_value(self) -> int | None:
@@ -73,32 +78,39 @@ _ONE_FROM, _ONE_CLOSE = sql.SQL(") AS hw FROM "), sql.SQL(") AS m, ")
 # m.hw became an InitPlan of its own: every max() ran twice. (An aggregate subquery, the one-consumer
 # form, is never pulled up.)
 _SEVERAL_OPEN, _SEVERAL_CLOSE = sql.SQL("(SELECT "), sql.SQL(" AS hw OFFSET 0) AS m, ")
+_BIGINT = sql.SQL("::bigint")
 
 
-def high_water_sql(consumers: tuple[Consumer, ...], ascending: bool) -> sql.Composed:
-    """GREATEST((SELECT max(col) FROM tbl), ...), or LEAST/min for a descending sequence."""
+def high_water_sql(consumers: tuple[Consumer, ...], ascending: bool, floor: int | None = None) -> sql.Composed:
+    """GREATEST((SELECT max(col) FROM tbl), ...), or LEAST/min for a descending sequence; `floor` (a
+    source's mark, sync) is one more argument. GREATEST and LEAST ignore NULLs: an empty table leaves
+    the floor."""
     combine, agg = _AGG[ascending]
     parts: list[sql.Composable] = [combine]
     for i, c in enumerate(consumers):
         if i:
             parts.append(_COMMA)
         parts += [agg, sql.Identifier(c.column), _FROM, sql.Identifier(c.schema, c.table), _CLOSE_SUB]
+    if floor is not None:
+        parts += [_COMMA] if consumers else []
+        parts += [sql.Literal(floor), _BIGINT]
     parts.append(_CLOSE)
     return sql.Composed(parts)
 
 
-def _high_water_from(consumers: tuple[Consumer, ...], ascending: bool) -> list[sql.Composable]:
+
+def _high_water_from(consumers: tuple[Consumer, ...], ascending: bool, floor: int | None = None) -> list[sql.Composable]:
     """The fix statement's `m`, one row holding hw: `(SELECT max(col) AS hw FROM tbl) AS m` for one
     consumer (the usual case, and the plainest to read in a preview), GREATEST over every consumer for
-    a shared sequence."""
-    if len(consumers) == 1:
+    a shared sequence, and over the source's mark too when syncing (`floor`)."""
+    if len(consumers) == 1 and floor is None:
         (c,) = consumers
         return [_AGG[ascending][1], sql.Identifier(c.column), _ONE_FROM, sql.Identifier(c.schema, c.table),
                 _ONE_CLOSE]
-    return [_SEVERAL_OPEN, high_water_sql(consumers, ascending), _SEVERAL_CLOSE]
+    return [_SEVERAL_OPEN, high_water_sql(consumers, ascending, floor), _SEVERAL_CLOSE]
 
 
-def fix_statement(seq: Sequence, consumers: tuple[Consumer, ...]) -> sql.Composed:
+def fix_statement(seq: Sequence, consumers: tuple[Consumer, ...], floor: int | None = None) -> sql.Composed:
     """One statement that moves `seq` just past the high-water mark of all its consumers, only if the
     next value is already taken (DESIGN facts 4-7). Empty tables give NULL and change nothing; a
     sequence already past its data is left where it is. It returns the state it found and the new
@@ -113,7 +125,12 @@ def fix_statement(seq: Sequence, consumers: tuple[Consumer, ...]) -> sql.Compose
     (for a shared sequence, m is `(SELECT GREATEST((SELECT max(c) FROM t1), ...) AS hw OFFSET 0)`;
     before PostgreSQL 18, s is `s AS s`: the sequence relation itself. The function reads the same
     tuple under the same lock, without planning a scan: a fix's server time went down by about half.)
-    setval is volatile, so the CASE is evaluated per row at run time and only when behind."""
+    setval is volatile, so the CASE is evaluated per row at run time and only when behind.
+
+    `floor` (seqtui sync): a value from another server that hw must reach too, one more argument of the
+    GREATEST (LEAST): `(SELECT GREATEST((SELECT max(c) FROM t), 1234::bigint) AS hw OFFSET 0) AS m`. A
+    sequence nothing on this side draws from (an application calling nextval() itself) gets
+    `(SELECT GREATEST(1234::bigint) AS hw OFFSET 0) AS m` and locks no table. Forward only all the same."""
     name = sql.Literal(seq.display_name)
     state = ([_DATA_FUNCTION, name, _DATA_FUNCTION_CLOSE] if seq.data_function
              else [sql.Identifier(seq.schema, seq.name), _AS_S])
@@ -125,8 +142,8 @@ def fix_statement(seq: Sequence, consumers: tuple[Consumer, ...]) -> sql.Compose
         behind = [opening, sql.Literal(wrap_at), _CYCLE_THEN, sql.Literal(restart), otherwise, inc, _CYCLE_END]
     else:
         behind = [_BEHIND[seq.ascending], inc, _THEN_SETVAL]
-    return sql.Composed([_SELECT_STATE, *behind, name, _SETVAL_REST, *_high_water_from(consumers, seq.ascending),
-                         *state])
+    return sql.Composed([_SELECT_STATE, *behind, name, _SETVAL_REST,
+                         *_high_water_from(consumers, seq.ascending, floor), *state])
 
 
 def locked_tables(consumers: tuple[Consumer, ...]) -> tuple[Consumer, ...]:
@@ -190,7 +207,7 @@ def transaction_statements(plan: FixPlan, lock_timeout: float = DEFAULT_LOCK_TIM
 
 def _own_statements(plan: FixPlan) -> list[sql.Composable]:
     """What one plan's transaction runs between its opening and its COMMIT: the LOCKs, the fix."""
-    return [*lock_statements(plan.consumers), fix_statement(plan.sequence, plan.consumers)]
+    return [*lock_statements(plan.consumers), fix_statement(plan.sequence, plan.consumers, plan.source_high_water)]
 
 
 def _opening(lock_timeout: float, statement_timeout: float, alone: bool) -> list[sql.Composable]:
@@ -261,6 +278,9 @@ def describe(plan: FixPlan) -> str:
         text = f"{name}: cannot be fixed by setval: {plan.reason}"
     elif plan.high_water is None:
         text = f"{name}: next {plan.next_value}, fine at scan time (consumers: {users})"
+    elif plan.source_high_water is not None:
+        past = f"the source's {plan.source_high_water}" + (f" and the data in {users}" if users else "")
+        text = f"{name}: next {plan.next_value} -> {plan.new_next_value} (past {past})"
     else:
         most = "highest" if plan.sequence.ascending else "lowest"
         text = f"{name}: next {plan.next_value} -> {plan.new_next_value} ({most} in {users}: {plan.high_water})"
