@@ -346,7 +346,7 @@ def fix_target(seq: Sequence, hw: int, consumers: tuple[Consumer, ...] = (),
     return True, None
 
 
-def _fix_blocker(seq: Sequence, obs: Observation, seq_hw: int | None) -> str | None:
+def fix_blocker(seq: Sequence, obs: Observation, seq_hw: int | None) -> str | None:
     """Why the fix, run by this role, could not repair the sequence (DESIGN facts 5, 11, 16): computed
     from exactly what the fix does, for every table it reads and locks."""
     pairs = [(c, hw) for c, hw in zip(obs.consumers, obs.high_waters) if c.comparable]
@@ -369,10 +369,6 @@ def _fix_blocker(seq: Sequence, obs: Observation, seq_hw: int | None) -> str | N
         return (f"no UPDATE, DELETE, TRUNCATE or MAINTAIN privilege on {', '.join(unlockable)}: the fix cannot "
                 "lock it IN EXCLUSIVE MODE (grant UPDATE on it, or fix as its owner)")
     return None
-
-
-# Public for sync.py, which judges a target moved past a source's mark by the same rules as a fix.
-fix_blocker = _fix_blocker
 
 
 def _exhausted(seq: Sequence, nxt: int | None, consumer: Consumer, hw: HighWater) -> str | None:
@@ -426,7 +422,7 @@ def judge(obs: Observation, thresholds: Thresholds = Thresholds()) -> list[Verdi
     measured = [hw.value for c, hw in zip(obs.consumers, obs.high_waters)
                 if c.comparable and hw.error is None]
     seq_hw = combined_high_water(measured, seq.increment)
-    blocker = _fix_blocker(seq, obs, seq_hw)
+    blocker = fix_blocker(seq, obs, seq_hw)
     cache_note = (f" CACHE {seq.cache}: sessions may still hand out values cached before the fix; "
                   "recycle connection pools afterwards.") if seq.cache > 1 else ""
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 from . import __version__, redact
 from .cli import (EXIT_OK, UsageError, _confirm, _connection, _helpers, _scan, _warn_unjudged,
                   apply_audited, fixes_settled)
-from .connect import Target, connect, resolve
+from .connect import Target, resolve
 from .model import Report, Status
 from .repair import describe, oneliner, rendered_commits_on_disk, rendered_statements, script
 from .sync import IN_STEP, SYNC, Source, SyncPlan, plan_sync, read_source
