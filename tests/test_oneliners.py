@@ -71,7 +71,7 @@ def test_each_oneliner_fixes_its_sequence_through_bash_and_psql(db, psql, intera
 
 def test_oneliners_read_plainly(db):
     """Double quotes around statements with string literals, single quotes around the others, and the
-    `'"'"'` dance only for a name holding both `'` and `!`."""
+    `'"'"'` dance only where a name holds `!` (the fix statement always holds string literals)."""
     build_behind_tables(db)
     for line in oneliners(db):
         assert line.startswith('psql "$DATABASE_URL" -v ON_ERROR_STOP=1 -1 -c ')
