@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING
 
 from .model import CapacityLevel, Report, Status, Verdict, summary_counts
@@ -220,14 +221,15 @@ def wrap_cell(text: str, width: int) -> list[str]:
 
 
 def widest_word(text: str) -> int:
-    """The widest piece wrap_cell() keeps whole: a column narrower than this cuts a word."""
+    """The widest piece wrap_cell() keeps whole: a column narrower than this cuts a word. Asked once
+    for a whole column, its cells joined by spaces (one regex over the column, not a call per cell)."""
     from rich.cells import cell_len
 
-    # Runs per cell. Up to 14 cells, the least min_width of a folding column, the exact answer makes no
-    # difference to fit_widths(): the text's own width stands for it.
-    if cell_len(text) <= 14:
-        return cell_len(text)
-    return max(cell_len(part) for word in text.split(" ") for part in _after_dots(word) or [""])
+    pieces = _PIECES.findall(text)  # as wrap_cell() breaks: at spaces, and after dots
+    return max(map(len if text.isascii() else cell_len, pieces), default=0)  # ASCII: a cell a character
+
+
+_PIECES = re.compile(r"[^ .]+\.?|\.")
 
 
 def _after_dots(word: str) -> list[str]:
@@ -255,8 +257,10 @@ def check_table(report: Report, width: int = 200):
     rows = [[_plain(cell(v)) for _, _, _, cell in columns] for v in report.verdicts]
     natural = [max([cell_len(name)] + [cell_len(row[i][0]) for row in rows])
                for i, (name, _, _, _) in enumerate(columns)]
-    unbreakable = [max([widest_word(row[i][0]) for row in rows], default=0) if kw.get("overflow") == "fold" else 0
-                   for i, (_, _, kw, _) in enumerate(columns)]
+    unbreakable = None
+    if sum(natural) + COLUMN_GAP * (len(columns) - 1) > width:  # something must wrap: keep its words whole
+        unbreakable = [widest_word(" ".join(row[i][0] for row in rows)) if kw.get("overflow") == "fold" else 0
+                       for i, (_, _, kw, _) in enumerate(columns)]
     widths = fit_widths(columns, natural, width, unbreakable)
     right = [kw.get("justify") == "right" for _, _, kw, _ in columns]
     gap = " " * COLUMN_GAP
