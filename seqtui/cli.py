@@ -249,7 +249,7 @@ def _scan(conn, args, target: Target, config, helpers=None) -> Report:
 
 
 def cmd_check(args, target, config) -> int:
-    from .output import DETAIL_WIDTH, check_notes, check_table, report_json
+    from .output import DETAIL_WIDTH, check_notes, check_table, note_lines, report_json
 
     with _connection(target) as conn:
         report = _scan(conn, args, target, config)
@@ -268,8 +268,8 @@ def cmd_check(args, target, config) -> int:
             console = Console(width=max(console.width, 200))
         console.print(check_table(report, console.width))
         if console.width < DETAIL_WIDTH:
-            for note in check_notes(report):
-                console.print(f"• {note}", highlight=False, markup=False)
+            for line in note_lines(check_notes(report), console.width):
+                console.print(line, highlight=False, markup=False)
     return code
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING
 
 from .model import CapacityLevel, Report, Status, Verdict, summary_counts
@@ -155,10 +156,12 @@ def _plain(cell) -> tuple[str, str]:
     return cell.plain, str(cell.style or "")
 
 
-def fit_widths(columns, natural: list[int], width: int) -> list[int]:
+def fit_widths(columns, natural: list[int], width: int, unbreakable: list[int] | None = None) -> list[int]:
     """Column widths for a terminal `width` wide: every column as wide as its content if that fits;
     otherwise the folding columns (names, details) give way, each down to its min_width, the room
-    left shared in proportion to their ratio. Pure; used by check_table()."""
+    left shared in proportion to their ratio. `unbreakable`: per column, its widest word (wrap_cell's
+    pieces); when there is room for them, no folding column goes below it, so no word is cut.
+    Pure; used by check_table()."""
     flexible = [i for i, (_, _, kw, _) in enumerate(columns) if kw.get("overflow") == "fold"]
     widths = list(natural)
     room = width - COLUMN_GAP * (len(columns) - 1) - sum(w for i, w in enumerate(natural) if i not in flexible)
@@ -166,6 +169,11 @@ def fit_widths(columns, natural: list[int], width: int) -> list[int]:
         return widths
     for i in flexible:
         widths[i] = min(natural[i], columns[i][2].get("min_width", 1))
+    if unbreakable is not None:
+        whole = {i: min(natural[i], max(widths[i], unbreakable[i])) for i in flexible}
+        if sum(whole.values()) <= room:
+            for i, w in whole.items():
+                widths[i] = w
     spare = room - sum(widths[i] for i in flexible)
     while spare > 0:  # water-filling: hand out the room by ratio to the columns that still want it
         wanting = [i for i in flexible if widths[i] < natural[i]]
@@ -184,14 +192,60 @@ def fit_widths(columns, natural: list[int], width: int) -> list[int]:
     return widths
 
 
+def wrap_cell(text: str, width: int) -> list[str]:
+    """`text` in lines of at most `width` cells, broken at spaces: a detail reads as sentences, not
+    "(w" / "iden it". A word wider than the column (a long name) breaks after its dots
+    (`public.` / `orders.id`), and only a part still wider than the column is cut."""
+    from rich.cells import cell_len, chop_cells
+
+    lines: list[str] = []
+    line = ""
+    for word in text.split(" "):
+        candidate = f"{line} {word}" if line else word
+        if cell_len(candidate) <= width:
+            line = candidate
+            continue
+        if line:
+            lines.append(line)
+        line = ""
+        for part in _after_dots(word) if cell_len(word) > width else [word]:
+            if cell_len(line + part) <= width:
+                line += part
+                continue
+            if line:
+                lines.append(line)
+            *whole, line = chop_cells(part, width) if cell_len(part) > width else [part]
+            lines += whole
+    lines.append(line)
+    return lines
+
+
+def widest_word(text: str) -> int:
+    """The widest piece wrap_cell() keeps whole: a column narrower than this cuts a word. Asked once
+    for a whole column, its cells joined by spaces (one regex over the column, not a call per cell)."""
+    from rich.cells import cell_len
+
+    pieces = _PIECES.findall(text)  # as wrap_cell() breaks: at spaces, and after dots
+    return max(map(len if text.isascii() else cell_len, pieces), default=0)  # ASCII: a cell a character
+
+
+_PIECES = re.compile(r"[^ .]+\.?|\.")
+
+
+def _after_dots(word: str) -> list[str]:
+    """'public.orders.id' -> ['public.', 'orders.', 'id']: where a qualified name may break."""
+    parts = word.split(".")
+    return [p + "." for p in parts[:-1]] + ([parts[-1]] if parts[-1] else [])
+
+
 def check_table(report: Report, width: int = 200):
     """What `check` prints: a title, one aligned line per row (worst first; a name too long for its
-    column folds onto the next lines, whole) and the summary.
+    column folds onto the next lines at its spaces, whole) and the summary.
 
     Drawn as lines of one rich Text rather than as a rich Table: a Table lays out and renders each
     cell on its own (10,000 rows took 7 s); this takes a fraction of a second and looks the same."""
     # rich is imported here, not at the top: `check --json` and `sql` never pay for it.
-    from rich.cells import cell_len, chop_cells
+    from rich.cells import cell_len
     from rich.console import Group
     from rich.text import Text
 
@@ -203,7 +257,11 @@ def check_table(report: Report, width: int = 200):
     rows = [[_plain(cell(v)) for _, _, _, cell in columns] for v in report.verdicts]
     natural = [max([cell_len(name)] + [cell_len(row[i][0]) for row in rows])
                for i, (name, _, _, _) in enumerate(columns)]
-    widths = fit_widths(columns, natural, width)
+    unbreakable = None
+    if sum(natural) + COLUMN_GAP * (len(columns) - 1) > width:  # something must wrap: keep its words whole
+        unbreakable = [widest_word(" ".join(row[i][0] for row in rows)) if kw.get("overflow") == "fold" else 0
+                       for i, (_, _, kw, _) in enumerate(columns)]
+    widths = fit_widths(columns, natural, width, unbreakable)
     right = [kw.get("justify") == "right" for _, _, kw, _ in columns]
     gap = " " * COLUMN_GAP
 
@@ -220,7 +278,7 @@ def check_table(report: Report, width: int = 200):
                 style="bold")
     body.append(gap.join("─" * w for w in widths) + "\n", style="dim")
     for row in rows:
-        pieces = [chop_cells(text, widths[i]) if cell_len(text) > widths[i] else [text]
+        pieces = [wrap_cell(text, widths[i]) if cell_len(text) > widths[i] else [text]
                   for i, (text, _) in enumerate(row)]
         for line in range(max(len(p) for p in pieces)):
             out = Text()
@@ -239,3 +297,14 @@ def check_notes(report: Report) -> list[str]:
     return [f"{row_target(v)}: {v.detail}" for v in report.verdicts
             if v.detail and (v.status not in (Status.OK, Status.EMPTY, Status.UNUSED) or
                              v.capacity_level in (CapacityLevel.WARNING, CapacityLevel.CRITICAL))]
+
+
+def note_lines(notes: list[str], width: int) -> list[str]:
+    """check_notes() as bullets wrapped at words for a terminal `width` wide, continuations indented
+    under the text, so a note reads as one item however narrow the terminal."""
+    out = []
+    for note in notes:
+        first, *rest = wrap_cell(note, max(width - 2, 10))
+        out.append(f"• {first}")
+        out += [f"  {line}" for line in rest]
+    return out

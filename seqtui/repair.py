@@ -311,12 +311,35 @@ def script(plans: list[FixPlan], lock_timeout: float = DEFAULT_LOCK_TIMEOUT, hea
     return "\n".join(out) + "\n"
 
 
+# Inside double quotes a POSIX shell still expands these; a backslash before each makes it literal.
+_DOUBLE_QUOTED_SPECIAL = str.maketrans({c: "\\" + c for c in '\\"$`'})
+
+
+def shell_word(text: str) -> str:
+    """`text` as one shell word a person can read and edit: single quotes when it holds none (nothing
+    inside them is special), else double quotes with `\\`, `"`, `$` and backticks escaped, so SQL
+    string literals keep their plain single quotes. A `!` falls back to the `'"'"'` form: interactive
+    bash expands it inside double quotes and a backslash does not stop it (it stays in the word)."""
+    if "'" not in text:
+        return shlex.quote(text)  # bare when nothing in it is special, else '...'
+    if "!" not in text:
+        return '"' + text.translate(_DOUBLE_QUOTED_SPECIAL) + '"'
+    return shlex.quote(text)
+
+
 def oneliner(plan: FixPlan, lock_timeout: float = DEFAULT_LOCK_TIMEOUT, url_var: str = "DATABASE_URL",
              statement_timeout: float = DEFAULT_STATEMENT_TIMEOUT) -> str:
-    """A psql command that runs as-is in a POSIX shell with $DATABASE_URL set, for any identifier.
-    One -c per statement (psql runs them in one session, so BEGIN ... COMMIT holds) and ON_ERROR_STOP,
-    so a lock timeout stops before the setval and exits non-zero."""
-    parts = [f'psql "${url_var}"', "-v", "ON_ERROR_STOP=1"]
-    for stmt in rendered_statements(plan, lock_timeout, statement_timeout, alone=True):
-        parts += ["-c", shlex.quote(stmt[:-1])]  # psql -c takes a statement without its ";"
+    """A psql command that runs as-is in a POSIX shell with $DATABASE_URL set, for any identifier:
+
+        psql "$DATABASE_URL" -v ON_ERROR_STOP=1 -1 -c "SET LOCAL lock_timeout = '5s'" ... -c "SELECT ..."
+
+    One -c per statement; -1 wraps them all in one transaction (psql sends BEGIN before the first and
+    COMMIT after the last), and with ON_ERROR_STOP a lock timeout rolls back, stops before the setval and
+    exits non-zero. (A psql too old to wrap -c in -1 runs LOCK TABLE outside a transaction, which the
+    server refuses: it still stops before the setval.) The password stays in the variable: never here."""
+    statements = rendered_statements(plan, lock_timeout, statement_timeout, alone=True)
+    assert statements[0] == "BEGIN;" and statements[-1] == "COMMIT;"
+    parts = [f'psql "${url_var}"', "-v", "ON_ERROR_STOP=1", "-1"]
+    for stmt in statements[1:-1]:  # BEGIN and COMMIT: -1 sends them
+        parts += ["-c", shell_word(stmt[:-1])]  # psql -c takes a statement without its ";"
     return " ".join(parts)

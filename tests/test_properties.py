@@ -95,11 +95,36 @@ def test_oneliner_survives_a_real_shell_for_any_identifier(fake_psql, schema, na
     proc = subprocess.run(["bash", "-c", line], capture_output=True, text=True, env=env, timeout=30)
     assert proc.returncode == 0, proc.stderr
     argv = json.loads(proc.stdout)
-    expected = ["postgresql://example/db", "-v", "ON_ERROR_STOP=1"]
-    for stmt in transaction_statements(plan, alone=True):  # run by itself: it waits for its own COMMIT
+    expected = ["postgresql://example/db", "-v", "ON_ERROR_STOP=1", "-1"]
+    # run by itself: it waits for its own COMMIT; psql's -1 sends the BEGIN and the COMMIT
+    for stmt in transaction_statements(plan, alone=True)[1:-1]:
         expected += ["-c", render(stmt)]
     assert argv == expected
     assert "synchronous_commit" not in line
+
+
+# What a shell treats specially, in double quotes or out, and what history expansion looks at. (No tab:
+# typed or pasted into an interactive shell it asks for completion, whatever the quoting.)
+shell_hostile = st.text(st.sampled_from("a Z.'\"$`\\!;#*?~&|<>(){}[]-=%^"), min_size=1, max_size=12)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(name=shell_hostile, table=shell_hostile, column=shell_hostile)
+def test_oneliner_survives_an_interactive_bash_and_reads_plainly(fake_psql, name, table, column):
+    """Pasted into a terminal: interactive bash expands `!` (history) even inside double quotes. And
+    the line is readable: the `'"'"'` dance only where a `!` forces it."""
+    plan = FixPlan(make_seq(name=name), (make_consumer(table, column),), 1, 10)
+    line = oneliner(plan)
+    env = {"PATH": f"{fake_psql}:{os.environ['PATH']}", "DATABASE_URL": "postgresql://example/db",
+           "HOME": "/nonexistent", "HISTFILE": "/dev/null"}
+    proc = subprocess.run(["bash", "--norc", "--noprofile", "-i"], input=line + "\n", capture_output=True,
+                          text=True, env=env, timeout=30)
+    argv = json.loads(proc.stdout)
+    assert argv[4:] == [arg for stmt in transaction_statements(plan, alone=True)[1:-1]
+                        for arg in ("-c", render(stmt))]
+    if "!" not in name + table + column:
+        assert "'\"'\"'" not in line
+        assert """ -c "SET LOCAL lock_timeout = '5s'" """ in line
 
 
 @settings(max_examples=100, deadline=None)

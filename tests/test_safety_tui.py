@@ -127,7 +127,7 @@ async def test_statement_timeout_given_to_the_ui_is_what_its_repairs_use(db, tmp
     async with app.run_test(size=SIZE) as pilot:
         await started(pilot, app)
         await pilot.press("c")
-        assert "SET LOCAL statement_timeout = '\"'\"'2500ms'\"'\"'" in app.clipboard
+        assert """ -c "SET LOCAL statement_timeout = '2500ms'" """ in app.clipboard
         await pilot.press("escape", "f")
         await until(pilot, lambda: isinstance(app.screen, PreviewScreen), "the preview")
         assert "SET LOCAL statement_timeout = '2500ms';" in text_of(app, "preview-text")

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, strategies as st
 
 from seqtui.model import CapacityLevel, Consumer, Sequence, SequenceState, Status, Verdict
-from seqtui.tui.rates import RateTracker, fmt_duration, minutes_to_exhaustion, rate_per_minute
+from seqtui.tui.rates import RateTracker, exhaustion_text, fmt_duration, minutes_to_exhaustion, rate_per_minute
 from seqtui.tui.table import COLUMN_KEYS, Cell, diff, diff_some, matches, ordered, row_cells
 
 from conftest import PASSWORD
@@ -50,7 +50,9 @@ def test_descending_rate_and_exhaustion():
     v = verdict(last=2**31 - 1001)  # integer column: 1,000 values left before 2,147,483,647
     assert minutes_to_exhaustion(v, 100.0) == 10.0
     assert minutes_to_exhaustion(v, 0.0) is None
-    assert fmt_duration(None) == "never at the current rate"
+    assert exhaustion_text(v, 0.0) == "— no writes seen"
+    assert exhaustion_text(v, 100.0) == "about 10 minutes"
+    assert exhaustion_text(verdict(), 1.0) == "more than 1,000 years"  # a bigint sequence at 1 a minute
     assert fmt_duration(90) == "about 1.5 hours"
     assert fmt_duration(10**12) == "more than 1,000 years"
 

@@ -7,7 +7,7 @@ from rich.text import Text
 from ..model import Status, Verdict, usable_range
 from ..output import STATUS_STYLE, fmt_int
 from ..repair import DEFAULT_STATEMENT_TIMEOUT, FixPlan, rendered_statements
-from .rates import fmt_duration, fmt_rate, minutes_to_exhaustion
+from .rates import exhaustion_text, fmt_rate
 from .table import capacity_cell, status_cell
 
 
@@ -87,7 +87,7 @@ def details(v: Verdict | None, siblings: list[Verdict], plan: FixPlan | None, ra
         out.append("\n")
         _kv(out, "rate", f"{fmt_rate(rate)} values/min" if rate is not None else "measured after two refreshes")
         if rate is not None:
-            _kv(out, "exhausted in", fmt_duration(minutes_to_exhaustion(v, rate)))
+            _kv(out, "exhausted in", exhaustion_text(v, rate))
         out.append("\n")
 
     if plan is not None:

@@ -172,9 +172,17 @@ def fmt_rate(rate: float | None) -> str:
     return f"{rate:,.0f}"
 
 
-def fmt_duration(minutes: float | None) -> str:
-    if minutes is None:
-        return "never at the current rate"
+def exhaustion_text(v: Verdict, rate: float) -> str:
+    """After "exhausted in": when the sequence runs out at the rate seen ("about 3.2 days"), or in plain
+    words why there is no such time. At rate 0 it is not that it never runs out (a promise nobody can
+    make): no writes were seen."""
+    if rate == 0:
+        return "— no writes seen"
+    minutes = minutes_to_exhaustion(v, rate)
+    return "unknown" if minutes is None else fmt_duration(minutes)
+
+
+def fmt_duration(minutes: float) -> str:
     if minutes < 1:
         return "under a minute"
     for unit, size in (("years", 525_960), ("days", 1440), ("hours", 60)):
