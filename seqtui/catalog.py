@@ -20,11 +20,12 @@ from typing import Iterable, Iterator
 import psycopg
 from psycopg import errors, sql
 
+from .locks import Locked, LockWatch, is_lock_timeout
 from .model import Consumer, HighWater, Observation, Sequence, SequenceState, Status
 from .domain_checks import check_bounds
 from .probes import probe_collisions, probe_domains
 from .unions import CHUNK, ScanStopped  # noqa: F401  (re-exported: the catalog's chunk size, stop_scan()'s error)
-from .unions import chunks, go_on, read_unions, run_union, run_unions_pipelined
+from .unions import chunks, go_on, read_timeouts, read_unions
 
 # Consumers per group when a scan is observed group by group (observe_in_groups): small enough that
 # the first rows of a 10,000-table database show within a fraction of a second of discovery, big
@@ -165,7 +166,10 @@ def _hw_select(i: int, consumer: Consumer, ascending: bool) -> sql.Composed:
                          sql.Identifier(consumer.schema, consumer.table), _HW_CLOSE])
 
 
-def _classify(exc: Exception) -> HighWater:
+def _classify(exc: Exception, consumer: Consumer) -> HighWater:
+    if isinstance(exc, Locked):
+        return HighWater(error=Status.LOCKED, detail=exc.describe(f"{consumer.schema}.{consumer.table}"),
+                         blocked_by=exc.holder)
     if isinstance(exc, errors.QueryCanceled):
         return HighWater(error=Status.TIMEOUT,
                          detail="max() ran past statement_timeout (no index leads with the column?)")
@@ -194,9 +198,11 @@ def stop_scan(stop: threading.Event, conns: Iterable[psycopg.Connection]) -> Non
 
 
 def read_high_waters(conn: psycopg.Connection, targets: list[tuple[Consumer, bool]],
-                     statement_timeout_ms: int | None, stop: threading.Event | None = None) -> list[HighWater]:
+                     statement_timeout_ms: int | None, stop: threading.Event | None = None,
+                     locks: LockWatch | None = None) -> list[HighWater]:
     """max()/min() of every (consumer, ascending) target, in chunks, each under statement_timeout
-    (None: the one the connection has already). `stop`: see stop_scan().
+    (None: the one the connection has already). `stop`: see stop_scan(). `locks`: the scan's
+    LockWatch; a table another session locks past lock_timeout is a LOCKED row naming the holder.
 
     Indexed columns are index lookups and go in big chunks; unindexed ones scan their table, so each
     runs alone and a slow one times out by itself instead of taking a whole chunk with it."""
@@ -220,13 +226,18 @@ def read_high_waters(conn: psycopg.Connection, targets: list[tuple[Consumer, boo
     def select(i: int) -> sql.Composed:
         return _hw_select(i, *targets[i])
 
-    with _statement_timeout(conn, statement_timeout_ms):
-        values, failed = read_unions(conn, indexed, select, stop)
-        more, more_failed = read_unions(conn, unindexed, select, stop, together=False)
+    def touches(i: int) -> tuple[int]:
+        return (targets[i][0].table_oid,)
+
+    locks = locks or LockWatch(None)
+    with read_timeouts(conn, statement_timeout_ms):
+        values, failed = read_unions(conn, indexed, select, stop, locks=locks, touches=touches)
+        more, more_failed = read_unions(conn, unindexed, select, stop, together=False, locks=locks,
+                                        touches=touches)
     for i, value in {**values, **more}.items():
         results[i] = HighWater(value=None if value is None else int(value))
     for i, exc in {**failed, **more_failed}.items():
-        results[i] = _classify(exc)
+        results[i] = _classify(exc, targets[i][0])
     return results  # type: ignore[return-value]
 
 
@@ -247,36 +258,47 @@ _STATES_BY_CALL = {
 
 
 def _read_states_by_call(conn: psycopg.Connection, sequences: list[Sequence], indexes: list[int],
-                         stop: threading.Event | None, data_function: bool) -> dict[int, SequenceState]:
+                         stop: threading.Event | None, data_function: bool,
+                         locks: LockWatch | None = None) -> dict[int, SequenceState]:
     """States of sequences[i] for i in indexes, read through a function (_STATES_BY_CALL; measured at
     10,000 sequences: ~0.3 s against 1.1-1.5 s for UNION ALL chunks, whose cost is planning a scan of
     each relation).
 
     What the function leaves NULL (not called yet before 18; dropped meanwhile, no privilege) is left
     out, and the caller reads it from the relation, which says why. A chunk that fails (the function
-    missing, or refusing on an old standby) is left out whole, for the same reads."""
-    states = {}
+    missing, or refusing on an old standby) is left out whole, for the same reads; one that ran past
+    lock_timeout is read again without the sequences found locked, which are left to those reads
+    (before 18 the function asks for a stronger lock than a SELECT does: an open ALTER SEQUENCE
+    blocks it and not the SELECT)."""
+    states, locks = {}, locks or LockWatch(None)
+    wanted = "AccessShareLock" if data_function else "RowExclusiveLock"
     # Each call locks its sequence until the statement ends; chunks keep that well inside the
     # server's shared lock table (max_locks_per_transaction x max_connections, 6,400 by default).
     for chunk in chunks(indexes, STATE_FUNCTION_CHUNK):
-        go_on(stop)
-        try:
-            rows = conn.execute(_STATES_BY_CALL[data_function],
-                                (chunk, [sequences[i].oid for i in chunk])).fetchall()
-        except psycopg.Error:  # a read: those of this chunk are read again from the relations
-            if conn.broken or conn.closed:
-                raise
-            continue
-        states.update((i, SequenceState(last_value, is_called)) for i, last_value, is_called in rows
-                      if last_value is not None and is_called is not None)
+        while chunk:
+            go_on(stop)
+            try:
+                rows = conn.execute(_STATES_BY_CALL[data_function],
+                                    (chunk, [sequences[i].oid for i in chunk])).fetchall()
+            except psycopg.Error as exc:  # a read: those of this chunk are read again from the relations
+                if conn.broken or conn.closed:
+                    raise
+                found = locks.find(conn, [sequences[i].oid for i in chunk], wanted) if is_lock_timeout(exc) else {}
+                chunk = [i for i in chunk if sequences[i].oid not in found] if found else []
+                continue
+            states.update((i, SequenceState(last_value, is_called)) for i, last_value, is_called in rows
+                          if last_value is not None and is_called is not None)
+            break
     return states
 
 
-def read_states(conn: psycopg.Connection, sequences: list[Sequence],
-                stop: threading.Event | None = None) -> list[SequenceState | None | str]:
+def read_states(conn: psycopg.Connection, sequences: list[Sequence], stop: threading.Event | None = None,
+                locks: LockWatch | None = None) -> list[SequenceState | None | str | Locked]:
     """last_value and is_called of each sequence, read from the sequence itself (DESIGN fact 3:
     pg_sequences.last_value is NULL both before the first nextval and without privilege).
-    Returns a state, or a string saying why it could not be read. `stop`: see stop_scan()."""
+    Returns a state, a string saying why it could not be read, or Locked naming who locks it past
+    lock_timeout. `stop`: see stop_scan(). `locks`: the scan's LockWatch."""
+    locks = locks or LockWatch(None)
     results: list = [None] * len(sequences)
     readable = []
     for i, seq in enumerate(sequences):
@@ -287,7 +309,7 @@ def read_states(conn: psycopg.Connection, sequences: list[Sequence],
     for data_function in (True, False):
         mine = [i for i in readable if sequences[i].data_function is data_function]
         if mine:
-            for i, state in _read_states_by_call(conn, sequences, mine, stop, data_function).items():
+            for i, state in _read_states_by_call(conn, sequences, mine, stop, data_function, locks).items():
                 results[i] = state
     readable = [i for i in readable if results[i] is None]
     if not readable:
@@ -298,76 +320,53 @@ def read_states(conn: psycopg.Connection, sequences: list[Sequence],
         return sql.SQL("SELECT {i}::int4, last_value, is_called FROM {seq}").format(
             i=sql.Literal(i), seq=sql.Identifier(seq.schema, seq.name))
 
-    retry = []
-    rows = run_unions_pipelined(conn, list(chunks(readable)), select)
-    if rows is not None:
-        for i, last_value, is_called in rows:
-            results[i] = SequenceState(last_value, is_called)
-        readable = []
-    for chunk in chunks(readable):
-        try:
-            rows = run_union(conn, [select(i) for i in chunk], stop)
-        except psycopg.Error:
-            retry.extend(chunk)
-            continue
-        for i, last_value, is_called in rows:
-            results[i] = SequenceState(last_value, is_called)
-    for i in retry:
-        try:
-            (_, last_value, is_called), = run_union(conn, [select(i)], stop)
-            results[i] = SequenceState(last_value, is_called)
-        except psycopg.Error as exc:
-            results[i] = f"could not read the sequence: {exc.diag.message_primary}"
+    values, failed = read_unions(conn, readable, select, stop, locks=locks,
+                                 touches=lambda i: (sequences[i].oid,), rows=True)
+    for i, (last_value, is_called) in values.items():
+        results[i] = SequenceState(last_value, is_called)
+    for i, exc in failed.items():
+        results[i] = exc if isinstance(exc, Locked) else \
+            f"could not read the sequence: {getattr(exc, 'diag', None) and exc.diag.message_primary or exc}"
     return results
 
 
-class _statement_timeout:
-    """SET statement_timeout for a block on an autocommit connection, then restore the old value
-    (ms None: leave it as it is). Three round trips: a scan sets it once, not once per group."""
-
-    def __init__(self, conn: psycopg.Connection, ms: int | None):
-        self.conn, self.ms = conn, ms
-
-    def __enter__(self):
-        if self.ms is None:
-            return
-        self.old = self.conn.execute("SELECT current_setting('statement_timeout')").fetchone()[0]
-        self.conn.execute(sql.SQL("SET statement_timeout = {}").format(sql.Literal(f"{int(self.ms)}ms")))
-
-    def __exit__(self, *exc):
-        if self.ms is not None and not self.conn.closed and not self.conn.broken:
-            self.conn.execute(sql.SQL("SET statement_timeout = {}").format(sql.Literal(self.old)))
-
-
 def observe(conn: psycopg.Connection, discovered: Iterable[tuple[Sequence, tuple[Consumer, ...]]],
-            statement_timeout_ms: int = 10_000) -> list[Observation]:
-    """Read state and high-water marks for already discovered sequences.
+            statement_timeout_ms: int = 10_000, lock_timeout_ms: int | None = None) -> list[Observation]:
+    """Read state and high-water marks for already discovered sequences, each read under
+    statement_timeout and (ms given) lock_timeout.
 
     High-water marks are read before sequence state: a row inserted through the default in between
     then shows as a higher `next`, never as a false "behind"."""
-    with _statement_timeout(conn, statement_timeout_ms):
-        return _observe(conn, list(discovered))
+    with read_timeouts(conn, statement_timeout_ms, lock_timeout_ms):
+        return _observe(conn, list(discovered), locks=_watch(lock_timeout_ms))
+
+
+def _watch(lock_timeout_ms: int | None) -> LockWatch:
+    return LockWatch(None if lock_timeout_ms is None else lock_timeout_ms / 1000)
 
 
 def observe_in_groups(conn: psycopg.Connection, discovered: Iterable[tuple[Sequence, tuple[Consumer, ...]]],
                       statement_timeout_ms: int = 10_000, group: int | None = None,
                       helpers: Iterable[psycopg.Connection] = (),
-                      stop: threading.Event | None = None) -> Iterator[list[Observation]]:
+                      stop: threading.Event | None = None,
+                      lock_timeout_ms: int | None = None) -> Iterator[list[Observation]]:
     """observe(), a group of sequences with about `group` consumers at a time, so a face can show the
     first rows of a big database while the rest is measured. Each group's high-water marks are read
-    before its states, as in observe(). `stop`: see stop_scan().
+    before its states, as in observe(). `stop`: see stop_scan(). A relation found locked past
+    lock_timeout in one group is not waited for again in any other (one LockWatch for the call).
 
     With `helpers` (more connections to the same database, --jobs), the groups are measured on all the
     connections at once, one thread each, and still come back in order. Each group is read on one
     connection, so the order of its reads holds; the server reads several groups in parallel (at
     10,000 tables on 2 cores, two connections measured in 1.3 s what one did in 1.9 s)."""
     groups, helpers = _groups(list(discovered), group or GROUP), list(helpers)
+    locks = _watch(lock_timeout_ms)
     if not helpers or len(groups) < 2:
-        with _statement_timeout(conn, statement_timeout_ms):
+        with read_timeouts(conn, statement_timeout_ms, lock_timeout_ms):
             for batch in groups:
-                yield _observe(conn, batch, stop)
+                yield _observe(conn, batch, stop, locks)
         return
-    yield from _observe_in_parallel([conn, *helpers], groups, statement_timeout_ms, stop)
+    yield from _observe_in_parallel([conn, *helpers], groups, statement_timeout_ms, stop, lock_timeout_ms, locks)
 
 
 def _groups(discovered: list, size: int) -> list[list]:
@@ -384,7 +383,8 @@ def _groups(discovered: list, size: int) -> list[list]:
 
 
 def _observe_in_parallel(conns: list[psycopg.Connection], groups: list[list], statement_timeout_ms: int,
-                         stop: threading.Event | None) -> Iterator[list[Observation]]:
+                         stop: threading.Event | None, lock_timeout_ms: int | None,
+                         locks: LockWatch) -> Iterator[list[Observation]]:
     """Each group on whichever connection is free, one thread per connection; yielded in order.
 
     A helper that is lost (the server ended its session, a pooler dropped it) leaves the pool, and its
@@ -404,7 +404,7 @@ def _observe_in_parallel(conns: list[psycopg.Connection], groups: list[list], st
         while True:
             c = free.get()
             try:
-                return _observe(c, batch, stop)
+                return _observe(c, batch, stop, locks)
             except psycopg.Error:
                 if not lost_helper(c):
                     raise
@@ -417,7 +417,7 @@ def _observe_in_parallel(conns: list[psycopg.Connection], groups: list[list], st
                                                      thread_name_prefix="seqtui-measure") as pool:
         for c in conns:  # restored after the pool has ended: no thread uses them by then
             try:
-                timeouts.enter_context(_statement_timeout(c, statement_timeout_ms))
+                timeouts.enter_context(read_timeouts(c, statement_timeout_ms, lock_timeout_ms))
             except psycopg.Error:
                 if lost_helper(c):
                     continue  # lost before its first group: the others measure without it
@@ -435,21 +435,27 @@ def _observe_in_parallel(conns: list[psycopg.Connection], groups: list[list], st
 
 
 def _observe(conn: psycopg.Connection, discovered: list[tuple[Sequence, tuple[Consumer, ...]]],
-             stop: threading.Event | None = None) -> list[Observation]:
-    """observe() on a connection whose statement_timeout the caller has set: it bounds the high-water
-    reads, and the state reads too (a sequence locked by ALTER SEQUENCE makes them wait)."""
+             stop: threading.Event | None = None, locks: LockWatch | None = None) -> list[Observation]:
+    """observe() on a connection whose statement_timeout and lock_timeout the caller has set: they
+    bound the high-water reads, and the state reads too (a sequence locked by ALTER SEQUENCE makes
+    them wait)."""
+    locks = locks or LockWatch(None)
     targets = [(c, seq.ascending) for seq, consumers in discovered for c in consumers if c.comparable]
-    hws = iter(read_high_waters(conn, targets, None, stop))
+    hws = iter(read_high_waters(conn, targets, None, stop, locks))
     go_on(stop)
-    states = read_states(conn, [seq for seq, _ in discovered], stop)
+    states = read_states(conn, [seq for seq, _ in discovered], stop, locks)
 
     observations = []
     for (seq, consumers), state in zip(discovered, states):
         high_waters = tuple(next(hws) if c.comparable else HighWater() for c in consumers)
+        locked = state if isinstance(state, Locked) else None
         observations.append(Observation(
             sequence=seq, consumers=consumers,
             state=state if isinstance(state, SequenceState) else None,
-            state_detail=state if isinstance(state, str) else None,
-            high_waters=high_waters))
+            state_detail=state if isinstance(state, str) else (
+                locked.describe(f"the sequence {seq.display_name}") if locked else None),
+            high_waters=high_waters,
+            state_error=Status.LOCKED if locked else Status.UNREADABLE,
+            state_blocked_by=locked.holder if locked else None))
     go_on(stop)
-    return probe_domains(conn, probe_collisions(conn, observations, stop), stop)
+    return probe_domains(conn, probe_collisions(conn, observations, stop, locks), stop)

@@ -10,6 +10,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import Enum
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .locks import LockHolder
 
 
 class Status(str, Enum):
@@ -19,6 +23,7 @@ class Status(str, Enum):
     BEHIND = "behind"              # the next value is at or below the data: an INSERT collides, now or soon
     UNREADABLE = "unreadable"      # privilege missing: we cannot tell, and say so
     TIMEOUT = "timeout"            # the high-water query ran past statement_timeout
+    LOCKED = "locked"              # another session locks the table or sequence past lock_timeout
     MISSING = "missing"            # a watched table/column that does not exist or has no sequence
     INCOMPARABLE = "incomparable"  # the column's values are not integers the sequence could collide with
     OK = "ok"                      # next value is past every existing row (a gap is information)
@@ -148,8 +153,9 @@ class HighWater:
     """max() (or min(), descending) of one consumer column; value None means the table is empty."""
 
     value: int | None = None
-    error: Status | None = None  # UNREADABLE or TIMEOUT when it could not be measured
+    error: Status | None = None  # UNREADABLE, TIMEOUT or LOCKED when it could not be measured
     detail: str | None = None
+    blocked_by: LockHolder | None = None  # LOCKED: the session whose lock kept max() waiting
     # When behind: the first value on the sequence's path (next, next + inc, ...) that a row of the
     # relation itself already holds, None when none does up to the high-water mark (DESIGN fact 20).
     # `probed` is False when that was not asked (not behind) or could not be read.
@@ -170,6 +176,8 @@ class Observation:
     state: SequenceState | None  # None when it could not be read
     high_waters: tuple[HighWater, ...]  # parallel to consumers
     state_detail: str | None = None
+    state_error: Status = Status.UNREADABLE  # why state is None: UNREADABLE, or LOCKED (past lock_timeout)
+    state_blocked_by: LockHolder | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,6 +198,7 @@ class Verdict:
     collides_in: int | None = None   # behind: the first default INSERT that collides (1: the next one)
     blocker: str | None = None  # behind but not fixable: why, and what to do instead
     detail: str | None = None
+    blocked_by: LockHolder | None = None  # LOCKED: the session whose lock the read gave up on
     watched: bool = False
     watch_target: tuple[str | None, str, str | None] | None = None  # MISSING rows: (schema, table, column)
 
@@ -413,9 +422,10 @@ def judge(obs: Observation, thresholds: Thresholds = Thresholds()) -> list[Verdi
     seq = obs.sequence
     if obs.state is None:
         why = obs.state_detail or "no SELECT or USAGE privilege on the sequence"
+        status, holder = obs.state_error, obs.state_blocked_by
         if not obs.consumers:
-            return [Verdict(Status.UNREADABLE, seq, None, detail=why)]
-        return [Verdict(Status.UNREADABLE, seq, c, detail=why) for c in obs.consumers]
+            return [Verdict(status, seq, None, detail=why, blocked_by=holder)]
+        return [Verdict(status, seq, c, detail=why, blocked_by=holder) for c in obs.consumers]
 
     state = obs.state
     nxt = next_of(seq, state)
@@ -454,7 +464,7 @@ def judge(obs: Observation, thresholds: Thresholds = Thresholds()) -> list[Verdi
             frac = capacity_used(seq, state, consumer)
             verdicts.append(Verdict(hw.error, capacity_used=frac,
                                     capacity_level=capacity_level(frac, thresholds),
-                                    detail=hw.detail, **common))
+                                    detail=hw.detail, blocked_by=hw.blocked_by, **common))
             continue
         frac = capacity_used(seq, state, consumer, hw.value)
         level = capacity_level(frac, thresholds)
@@ -480,13 +490,14 @@ def judge(obs: Observation, thresholds: Thresholds = Thresholds()) -> list[Verdi
 
 
 def exit_code(verdicts: list[Verdict] | tuple[Verdict, ...]) -> int:
-    """Nagios convention: 0 fine, 1 warnings only, 2 anything behind or critical."""
+    """Nagios convention: 0 fine, 1 warnings only (a row that could not be judged among them: no
+    privilege, past statement_timeout or lock_timeout), 2 anything behind or critical."""
     code = 0
     for v in verdicts:
         if v.status in (Status.BEHIND, Status.EXHAUSTED) or v.capacity_level is CapacityLevel.CRITICAL:
             return 2
         if v.capacity_level is CapacityLevel.WARNING or v.status in (
-                Status.UNREADABLE, Status.TIMEOUT, Status.MISSING):
+                Status.UNREADABLE, Status.TIMEOUT, Status.LOCKED, Status.MISSING):
             code = 1
     return code
 

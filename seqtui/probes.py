@@ -10,6 +10,7 @@ from dataclasses import replace
 import psycopg
 from psycopg import errors, sql
 
+from .locks import LockWatch
 from .model import Consumer, HighWater, Observation, combined_high_water, is_behind, next_of, usable_range
 from .unions import go_on, read_unions
 
@@ -34,12 +35,13 @@ def _probe_select(i: int, consumer: Consumer, nxt: int, increment: int) -> sql.C
 
 
 def probe_collisions(conn: psycopg.Connection, observations: list[Observation],
-                     stop: threading.Event | None = None) -> list[Observation]:
+                     stop: threading.Event | None = None, locks: LockWatch | None = None) -> list[Observation]:
     """For every consumer whose sequence is behind it, the first value on the sequence's path that a
     row already holds (DESIGN fact 20): with ids 1..1000 and 5000 the next value 1001 is free and the
     sequence collides 3,999 inserts later; "failing now" is only when a row holds the next value. One
     index lookup each where the column is indexed, batched as the high-water reads are; a probe that
-    fails leaves the row's HighWater as it was (not probed: the verdict cannot say which)."""
+    fails leaves the row's HighWater as it was (not probed: the verdict cannot say which); one whose
+    table is locked past lock_timeout is given up on once, as the high-water reads are (`locks`)."""
     targets = []  # (observation index, consumer index, select)
     for o, obs in enumerate(observations):
         if obs.state is None:
@@ -60,7 +62,11 @@ def probe_collisions(conn: psycopg.Connection, observations: list[Observation],
         o, c_i, nxt, inc = targets[i]
         return _probe_select(i, observations[o].consumers[c_i], nxt, inc)
 
-    values, _failed = read_unions(conn, list(range(len(targets))), select, stop)
+    def touches(i: int) -> tuple[int]:
+        o, c_i, _, _ = targets[i]
+        return (observations[o].consumers[c_i].table_oid,)
+
+    values, _failed = read_unions(conn, list(range(len(targets))), select, stop, locks=locks, touches=touches)
     changed: dict[int, list[HighWater]] = {}
     for i, value in values.items():
         o, c_i, _, _ = targets[i]

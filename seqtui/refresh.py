@@ -122,7 +122,8 @@ class LiveScanner:
         partial_scope = replace(self.scope, watch=())  # a watched table not measured yet is not missing
         measured: list[Observation] = []
         for group in catalog.observe_in_groups(self.conn, todo, self.scope.statement_timeout_ms,
-                                               helpers=helpers, stop=stop):
+                                               helpers=helpers, stop=stop,
+                                               lock_timeout_ms=self.scope.lock_timeout_ms):
             for obs in group:
                 oid = obs.sequence.oid
                 old = previous[0].get(oid)

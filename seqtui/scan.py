@@ -15,6 +15,7 @@ from . import catalog
 from .config import Config, WatchEntry
 from .heap import collections_held
 from .model import Consumer, Report, Sequence, Status, Thresholds, Verdict, judge, severity
+from .repair import DEFAULT_LOCK_TIMEOUT
 
 
 class ScopeError(Exception):
@@ -29,13 +30,16 @@ class Scope:
     watch: tuple[WatchEntry, ...] = ()
     thresholds: Thresholds = Thresholds()
     statement_timeout_ms: int = 10_000
+    # how long each read waits for a lock another session holds (--lock-timeout, as fixes do)
+    lock_timeout_ms: int = int(DEFAULT_LOCK_TIMEOUT * 1000)
 
     @classmethod
     def from_config(cls, config: Config, *, schemas=(), tables=(), statement_timeout_ms=10_000,
-                    default_schemas=()) -> "Scope":
+                    lock_timeout_ms=int(DEFAULT_LOCK_TIMEOUT * 1000), default_schemas=()) -> "Scope":
         return cls(schemas=tuple(schemas) or config.schemas or tuple(default_schemas),
                    exclude=config.exclude, tables=tuple(tables), watch=config.watch,
-                   thresholds=config.thresholds, statement_timeout_ms=statement_timeout_ms)
+                   thresholds=config.thresholds, statement_timeout_ms=statement_timeout_ms,
+                   lock_timeout_ms=lock_timeout_ms)
 
 
 def _table_matches(name: str, consumer: Consumer) -> bool:
@@ -134,7 +138,8 @@ def scan(conn: psycopg.Connection, scope: Scope | None = None,
         info = catalog.server_info(conn)
         discovered = narrow(catalog.discover(conn), scope)
         observations = []
-        for group in catalog.observe_in_groups(conn, discovered, scope.statement_timeout_ms, helpers=helpers):
+        for group in catalog.observe_in_groups(conn, discovered, scope.statement_timeout_ms, helpers=helpers,
+                                               lock_timeout_ms=scope.lock_timeout_ms):
             observations += group
             if progress is not None:
                 progress(len(observations), len(discovered))

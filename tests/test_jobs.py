@@ -66,7 +66,7 @@ def test_a_helper_lost_before_or_during_the_scan_leaves_its_groups_to_the_others
         helper = connect(target)
         real, measured_on_helper, helper_lost = catalog._observe, [], threading.Event()
 
-        def observe(c, batch, stop=None):
+        def observe(c, batch, stop=None, locks=None):
             if c is conn:  # the helper gets groups until it is lost, however busy the machine
                 assert helper_lost.wait(30)
             elif measured_on_helper:  # the helper's second group: the server ends its session first
@@ -74,7 +74,7 @@ def test_a_helper_lost_before_or_during_the_scan_leaves_its_groups_to_the_others
                 helper_lost.set()
             if c is helper:
                 measured_on_helper.append(len(batch))
-            return real(c, batch, stop)
+            return real(c, batch, stop, locks)
 
         monkeypatch.setattr(catalog, "_observe", observe)
         assert list(catalog.observe_in_groups(conn, discovered, helpers=[helper])) == alone
