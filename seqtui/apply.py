@@ -56,6 +56,7 @@ import psycopg
 from psycopg import errors, sql
 from psycopg.pq import DiagnosticField, ExecStatus, PGconn, TransactionStatus
 
+from .locks import find_holders
 from .model import SequenceState, next_of
 from .repair import (COMMITS_ON_DISK, DEFAULT_LOCK_TIMEOUT, DEFAULT_STATEMENT_TIMEOUT, FixPlan,
                      locked_tables, transaction_statements)
@@ -98,21 +99,14 @@ class FixResult:
 
 
 def _lock_holders(conn: psycopg.Connection, tables) -> str:
-    """Who holds locks on the tables we waited for: table, pid, mode, application, user."""
-    try:
-        rows = conn.execute(
-            "SELECT l.relation::regclass::text, l.pid, l.mode, "
-            "coalesce(nullif(a.application_name, ''), '?'), coalesce(a.usename, '?') "
-            "FROM pg_locks l LEFT JOIN pg_stat_activity a ON a.pid = l.pid "
-            "WHERE l.relation = ANY(%s) AND l.granted AND l.pid <> pg_backend_pid() "
-            "AND l.mode <> 'AccessShareLock' ORDER BY 1, 2",
-            ([c.table_oid for c in tables],)).fetchall()
-    except psycopg.Error:
+    """Who holds (or is queued for) locks on the tables we waited for, in a mode that conflicts with
+    IN EXCLUSIVE MODE: pid, user, application, state and since when, the start of its query
+    (locks.find_holders, as the scan's reads name theirs)."""
+    found = find_holders(conn, [c.table_oid for c in tables], "ExclusiveLock")
+    holders = {(h.pid, h.relation): h for hs in found.values() for h in hs}
+    if not holders:
         return ""
-    if not rows:
-        return ""
-    return "; held by " + ", ".join(f"pid {pid} on {rel} ({mode}, {app}, {user})"
-                                    for rel, pid, mode, app, user in rows)
+    return "; " + "; ".join(h.describe() for h in holders.values())
 
 
 def batch_size(round_trip: float | None, per_plan: float | None) -> int:

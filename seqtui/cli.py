@@ -84,6 +84,11 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--statement-timeout", metavar="SECONDS", type=_positive(float),
                    help="limit for each high-water query, and for each statement of a fix while it holds "
                         "its locks (default: 10)")
+    g.add_argument("--lock-timeout", metavar="SECONDS", type=_positive(float),
+                   help="how long seqtui waits for any lock another session holds: each read of a table "
+                        "or sequence (the row is then 'locked', naming the session that holds it; the "
+                        "rest is still measured), each fix's LOCK TABLE, and the lock_timeout of the SQL "
+                        f"that sql prints (default: {DEFAULT_LOCK_TIMEOUT:g})")
 
     ui = argparse.ArgumentParser(add_help=False, argument_default=argparse.SUPPRESS)
     u = ui.add_argument_group("terminal UI")
@@ -110,8 +115,6 @@ def build_parser() -> argparse.ArgumentParser:
     sql_.add_argument("--all", action="store_true",
                       help="a statement for every sequence (idempotent; for committing into migrations)")
     sql_.add_argument("--oneliners", action="store_true", help='one `psql "$DATABASE_URL" ...` line per sequence')
-    sql_.add_argument("--lock-timeout", type=_positive(float), default=DEFAULT_LOCK_TIMEOUT, metavar="SECONDS",
-                      help=f"lock_timeout in the generated SQL (default: {DEFAULT_LOCK_TIMEOUT:g})")
 
     sql_.add_argument("--from", dest="from_url", metavar="SOURCE_URL",
                       help="print the plan of `seqtui sync --from SOURCE_URL` instead (cutover: past the "
@@ -129,9 +132,6 @@ def build_parser() -> argparse.ArgumentParser:
     fix.add_argument("--dry-run", action="store_true", help="show what would change and the SQL; change nothing")
     fix.add_argument("--table", metavar="T", action="append", default=[],
                      help="only sequences used by table T or schema.T (repeatable)")
-    fix.add_argument("--lock-timeout", type=_positive(float), default=DEFAULT_LOCK_TIMEOUT, metavar="SECONDS",
-                     help=f"give up on a sequence whose tables are not locked within this (default: "
-                          f"{DEFAULT_LOCK_TIMEOUT:g})")
     fix.add_argument("--audit-log", metavar="PATH",
                      help="append a JSON line per attempted fix here (default: "
                           "$XDG_STATE_HOME/seqtui/audit.jsonl or ~/.local/state/seqtui/audit.jsonl)")
@@ -196,7 +196,7 @@ def _connection(target: Target):
 def _scope(args, target: Target, config) -> Scope:
     return Scope.from_config(config, schemas=args.schema, tables=getattr(args, "table", []),
                              statement_timeout_ms=int(args.statement_timeout * 1000),
-                             default_schemas=target.schemas)
+                             lock_timeout_ms=int(args.lock_timeout * 1000), default_schemas=target.schemas)
 
 
 @contextmanager
@@ -317,7 +317,7 @@ def cmd_fix(args, target, config) -> int:
         report = _scan(conn, args, target, config, helpers if args.jobs else None)
         plans = plans_from_verdicts(report.verdicts)
         # Rows seqtui could not judge are not known to be healthy: say so, and never exit 0 over them.
-        unjudged = [v for v in report.verdicts if v.status in (Status.UNREADABLE, Status.TIMEOUT)]
+        unjudged = [v for v in report.verdicts if v.status in (Status.UNREADABLE, Status.TIMEOUT, Status.LOCKED)]
         if not plans:
             if unjudged:
                 print("nothing to fix among the sequences seqtui could read")
@@ -401,8 +401,11 @@ def _warn_unjudged(unjudged) -> None:
     names = sorted({f"{v.consumer.schema}.{v.consumer.table}" if v.consumer else v.sequence.display_name
                     for v in unjudged})
     shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
-    print(f"seqtui: {len(unjudged)} row(s) could not be judged (no privilege, or past --statement-timeout): "
-          f"{shown}; see seqtui check", file=sys.stderr)
+    print(f"seqtui: {len(unjudged)} row(s) could not be judged (no privilege, past --statement-timeout, or "
+          f"locked past --lock-timeout): {shown}; see seqtui check", file=sys.stderr)
+    for v in unjudged:  # who holds the lock is what the operator acts on: say it for each such row
+        if v.status is Status.LOCKED:
+            print(f"locked     {v.label or v.sequence.display_name}: {v.detail}", file=sys.stderr)
 
 
 def cmd_tui(args, target, config) -> int:
@@ -420,6 +423,7 @@ def cmd_demo(args) -> int:
 
 
 COMMON_DEFAULTS = {"dsn": None, "config": None, "schema": [], "statement_timeout": 10.0, "jobs": None,
+                   "lock_timeout": DEFAULT_LOCK_TIMEOUT,
                    "interval": 2.0, "read_only": False, "audit_log": None}
 
 

@@ -18,6 +18,7 @@ STATUS_STYLE = {
     Status.BEHIND: "bold red",
     Status.UNREADABLE: "magenta",
     Status.TIMEOUT: "magenta",
+    Status.LOCKED: "magenta",
     Status.MISSING: "magenta",
     Status.INCOMPARABLE: "dim",
     Status.OK: "green",
@@ -66,6 +67,7 @@ def verdict_json(v: Verdict, script: str | None = None) -> dict:
         "failing_now": v.failing_now,
         "collides_in": v.collides_in,
         "detail": v.detail,
+        "blocked_by": v.blocked_by.as_json() if v.blocked_by else None,  # status "locked": who holds the lock
         "data_type": seq.data_type if seq else None,
         "min_value": seq.min_value if seq else None,
         "max_value": seq.max_value if seq else None,
@@ -115,7 +117,7 @@ def summary_line(report: Report) -> str:
 
 def summary_text(counts: dict[str, int]) -> str:
     """'3 behind · 1 critical · 40 ok', worst first."""
-    order = ["exhausted", "behind", "critical", "warning", "unreadable", "timeout", "missing", "incomparable", "ok",
+    order = ["exhausted", "behind", "critical", "warning", "unreadable", "timeout", "locked", "missing", "incomparable", "ok",
              "empty", "unused"]
     parts = [f"{counts[k]} {k}" for k in order if counts.get(k)]
     return " · ".join(parts) if parts else "no sequences found"

@@ -94,7 +94,9 @@ def test_locked_table_fails_alone_and_the_plans_after_it_are_sent_in_the_next_ba
         if i in locked:
             assert result.outcome == "failed", result
             assert result.reason.startswith(f"lock on public.{name} not granted within 0.2s; held by pid "
-                                            f"{holder_pid} on {name} (RowExclusiveLock, busy-writer, ")
+                                            f"{holder_pid} (user "), result.reason
+            assert "application busy-writer" in result.reason and f"RowExclusiveLock on {name}, query: " \
+                "LOCK TABLE " in result.reason, result.reason
             assert result.reason.endswith("; nothing changed")
         else:
             assert (result.outcome, result.before, result.after) == ("fixed", 1, HW + 1), result
