@@ -85,7 +85,7 @@ class SeqtuiApp(RefreshLoop, TableRows, HeaderAndDetails, RepairFlow, App[int]):
         super().__init__()
         self.target = target
         self.scope = (first_scan.scanner.scope if first_scan is not None
-                      else ui_scope(target, config, schemas, statement_timeout))
+                      else ui_scope(target, config, schemas, statement_timeout, lock_timeout))
         self.statement_timeout = statement_timeout  # seconds: scans, and each statement of a fix
         self._conn = conn
         self._scanner: LiveScanner | None = None  # one per connection: a reconnect starts afresh

@@ -18,6 +18,7 @@ from ..config import Config
 from ..connect import Target, close_all, open_helpers
 from ..heap import CollectionHold
 from ..model import Report
+from ..repair import DEFAULT_LOCK_TIMEOUT
 from ..refresh import LiveScanner
 from ..scan import Scope
 from ..spare import spare_helpers
@@ -25,10 +26,12 @@ from ..spare import spare_helpers
 Progress = Callable[[Callable[[], Report], int, int], None]  # as LiveScanner.tick() calls it
 
 
-def ui_scope(target: Target, config: Config | None, schemas=(), statement_timeout: float = 10.0) -> Scope:
+def ui_scope(target: Target, config: Config | None, schemas=(), statement_timeout: float = 10.0,
+             lock_timeout: float = DEFAULT_LOCK_TIMEOUT) -> Scope:
     """What the UI shows: the config's scope, narrowed by --schema or the URL's schema."""
     return Scope.from_config(config or Config(), schemas=tuple(schemas or ()),
                              statement_timeout_ms=int(statement_timeout * 1000),
+                             lock_timeout_ms=int(lock_timeout * 1000),
                              default_schemas=target.schemas)
 
 

@@ -66,7 +66,8 @@ class HeaderAndDetails:
                 word = part.split(" ", 1)[-1]
                 summary.append(part, style={"behind": "bold red", "critical": "bold dark_orange",
                                             "warning": "yellow", "ok": "green", "unreadable": "magenta",
-                                            "timeout": "magenta", "missing": "magenta"}.get(word, ""))
+                                            "timeout": "magenta", "locked": "magenta",
+                                            "missing": "magenta"}.get(word, ""))
         if self.measuring is not None:
             done, total = self.measuring
             summary.append(f"  measuring… {done:,} of {total:,} sequences", style="bold cyan")
@@ -127,7 +128,8 @@ class HeaderAndDetails:
         else:
             text = details(v, siblings, plan, self.rate_of(v) if v else None, self.lock_timeout,
                            self.statement_timeout)
-        self.query_one("#details", Static).update(text)
+        # gated: a locked row's detail quotes another session's query, which may hold a password
+        self.query_one("#details", Static).update(gated(text))
 
 
 def short_error(text: str) -> str:
