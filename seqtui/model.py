@@ -371,6 +371,14 @@ def fix_blocker(seq: Sequence, obs: Observation, seq_hw: int | None) -> str | No
         # could stay above the target.
         return (f"cannot read {', '.join(f'{c.schema}.{c.table}' for c, _ in blind)}, which also draws from "
                 "this sequence: a fix could not see its ids (grant SELECT on it, or fix as its owner)")
+    locked = [(c, hw) for c, hw in zip(obs.consumers, obs.high_waters) if c.comparable and hw.error is Status.LOCKED]
+    if locked:
+        # The fix locks every consumer: it would wait for the same lock and fail. Said now, not after
+        # another lock_timeout.
+        c, hw = locked[0]
+        who = f", {hw.blocked_by.describe()}" if hw.blocked_by else ""
+        return (f"{c.schema}.{c.table}, which also draws from this sequence, is locked by another session"
+                f"{who}: a fix could not lock it either; run it again once that lock is released")
     if not seq.can_update:
         return "no UPDATE privilege on the sequence: setval is refused"
     unlockable = sorted({f"{c.schema}.{c.table}" for c in measured if not c.can_lock})

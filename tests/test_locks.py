@@ -218,3 +218,17 @@ def test_before_18_an_open_alter_sequence_blocks_the_call_but_not_the_read_of_th
         took = time.monotonic() - start
     assert all(getattr(s, "last_value", None) == 3 for s in states), states
     assert took < BOUND, took
+
+
+def test_a_shared_sequence_with_a_locked_consumer_is_not_promised_a_fix(db, holder):
+    db.execute("CREATE SEQUENCE shared")
+    db.execute("CREATE TABLE a (id int PRIMARY KEY DEFAULT nextval('shared'))")
+    db.execute("CREATE TABLE b (id int PRIMARY KEY DEFAULT nextval('shared'))")
+    db.execute("INSERT INTO a VALUES (5); INSERT INTO b VALUES (9)")
+    holder.execute("LOCK TABLE a IN ACCESS EXCLUSIVE MODE")
+
+    run, took = timed("fix", "--yes", *TIMEOUTS, url=db.url)
+    assert took < BOUND and run.code == 1, (took, run.text)
+    assert "cannot fix public.shared" in run.out and "public.a, which also draws from this sequence, is locked" \
+        in run.out and f"pid {holder.info.backend_pid} " in run.out
+    assert db.next_value("shared") == 1  # untouched: the fix would have had to lock a as well
