@@ -87,7 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--lock-timeout", metavar="SECONDS", type=_positive(float),
                    help="how long seqtui waits for any lock another session holds: each read of a table "
                         "or sequence (the row is then 'locked', naming the session that holds it; the "
-                        "rest is still measured), each fix's LOCK TABLE, and the lock_timeout of the SQL "
+                        "rest is still measured), each LOCK TABLE of fix and sync, and the lock_timeout of the SQL "
                         f"that sql prints (default: {DEFAULT_LOCK_TIMEOUT:g})")
 
     ui = argparse.ArgumentParser(add_help=False, argument_default=argparse.SUPPRESS)
@@ -159,9 +159,6 @@ def build_parser() -> argparse.ArgumentParser:
     sync.add_argument("--json", action="store_true", help="print the plan (and the results) as JSON")
     sync.add_argument("--table", metavar="T", action="append", default=[],
                       help="only sequences used by table T or schema.T (repeatable)")
-    sync.add_argument("--lock-timeout", type=_positive(float), default=DEFAULT_LOCK_TIMEOUT, metavar="SECONDS",
-                      help=f"give up on a sequence whose tables are not locked within this (default: "
-                           f"{DEFAULT_LOCK_TIMEOUT:g})")
     sync.add_argument("--audit-log", metavar="PATH",
                       help="append a JSON line per attempted sync here (default: as fix)")
 

@@ -92,7 +92,7 @@ def cmd_sync(args, target: Target, config) -> int:
     with _connection(target) as conn, _helpers(args, target) as helpers:
         read = _read_both(conn, args, target, config, helpers if args.jobs else None)
         plan, report = read.plan, read.report
-        unjudged = [v for v in report.verdicts if v.status in (Status.UNREADABLE, Status.TIMEOUT)]
+        unjudged = [v for v in report.verdicts if v.status in (Status.UNREADABLE, Status.TIMEOUT, Status.LOCKED)]
         plans = plan.plans
         fixable = [p for p in plans if p.fixable]
         # Everything that does not pair up is a warning: the exit code says the cutover needs a look.
