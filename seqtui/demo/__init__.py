@@ -120,10 +120,12 @@ def tui_arguments(url: str, args: argparse.Namespace, writer: DemoWriter | None,
     status line, and the top-level UI options (`seqtui --interval 1 demo`). Fixes made in the demo are
     audited next to its data (not in the operator's real audit log) unless --audit-log says otherwise."""
     from ..connect import resolve
+    from ..repair import DEFAULT_LOCK_TIMEOUT
 
     tui_args = argparse.Namespace(
         dsn=url, config=str(CONFIG_PATH), schema=[],
         statement_timeout=getattr(args, "statement_timeout", 10.0) or 10.0,
+        lock_timeout=getattr(args, "lock_timeout", None) or DEFAULT_LOCK_TIMEOUT,
         interval=getattr(args, "interval", 2.0) or 2.0,
         read_only=bool(getattr(args, "read_only", False)),
         audit_log=getattr(args, "audit_log", None) or (str(audit_log) if audit_log else None),

@@ -15,16 +15,18 @@ def run(*, target, config, args, status_line: Callable[[], str | None] | None = 
     before textual is imported (see first_scan.py)."""
     from ..catalog import stop_scan
     from ..connect import connect
+    from ..repair import DEFAULT_LOCK_TIMEOUT
     from .first_scan import FirstScan, ui_scope
 
     conn = connect(target)
-    first = FirstScan(conn, ui_scope(target, config, args.schema, args.statement_timeout, args.lock_timeout), target,
+    lock_timeout = getattr(args, "lock_timeout", None) or DEFAULT_LOCK_TIMEOUT
+    first = FirstScan(conn, ui_scope(target, config, args.schema, args.statement_timeout, lock_timeout), target,
                       jobs=getattr(args, "jobs", None)).start()
     try:
         from .app import SeqtuiApp
 
         app = SeqtuiApp(target, config, conn=conn, interval=args.interval, read_only=args.read_only,
-                        statement_timeout=args.statement_timeout, lock_timeout=args.lock_timeout,
+                        statement_timeout=args.statement_timeout, lock_timeout=lock_timeout,
                         status_line=status_line,
                         audit_log=getattr(args, "audit_log", None), first_scan=first)
     except BaseException:  # the app never ran: call its scan off
