@@ -131,7 +131,7 @@ def test_jobs_settles_for_the_connections_the_server_allows(shaped, seqtui):
 @pytest.mark.asyncio
 async def test_the_ui_measures_its_first_scan_on_jobs_connections_then_keeps_one(shaped, tmp_path, monkeypatch):
     from seqtui.config import Config
-    from seqtui.tui import app as app_module
+    from seqtui.tui import app as app_module, refreshing
     from test_tui import SIZE, started, until
 
     monkeypatch.setattr(catalog, "GROUP", 2)
@@ -142,7 +142,7 @@ async def test_the_ui_measures_its_first_scan_on_jobs_connections_then_keeps_one
         opened.append((len(helpers), why))
         return helpers, why
 
-    monkeypatch.setattr(app_module, "open_helpers", spy)
+    monkeypatch.setattr(refreshing, "open_helpers", spy)
     measured_on = []
     in_parallel = catalog._observe_in_parallel
 
