@@ -111,6 +111,7 @@ class Consumer:
     domain: tuple[str, str] | None = None  # (schema, name) of the column's domain type (fact 21)
     # the (lowest, highest) its domain's CHECK comparisons allow (domain_checks.py); None: no bound
     domain_bounds: tuple[int | None, int | None] = (None, None)
+    has_children: bool = False  # inheritance children, whose rows max() counts and its unique index not
 
     @property
     def comparable(self) -> bool:
@@ -161,6 +162,9 @@ class HighWater:
     # `probed` is False when that was not asked (not behind) or could not be read.
     taken: int | None = None
     probed: bool = False
+    # The other extreme: min() ascending, max() descending. With it, the first taken value is known
+    # without a probe when the next value is an end or lies beyond the far end (probes.py).
+    far_end: int | None = None
     # A domain column (DESIGN fact 21): does the domain's CHECK accept the next value, and the value
     # after a fix? Asked of the server; None when not asked.
     next_fits: bool | None = None

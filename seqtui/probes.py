@@ -34,6 +34,17 @@ def _probe_select(i: int, consumer: Consumer, nxt: int, increment: int) -> sql.C
     return sql.Composed([*parts, _CLOSE])
 
 
+def taken_from_ends(nxt: int, hw: int, far: int | None, increment: int) -> tuple[bool, int | None]:
+    """(known, first taken value on the path next, next + inc, ...) from the two ends a high-water read
+    gives, for a behind sequence: the next value is one of them, or the far end lies ahead of it on the
+    path (ids 1..20 and a fresh sequence at 1: taken at once). Otherwise only a probe can tell."""
+    if nxt == hw or nxt == far:
+        return True, nxt
+    if far is not None and (far - nxt) * increment > 0 and (far - nxt) % abs(increment) == 0:
+        return True, far  # nothing lies between next and the far end: it is the first taken
+    return False, None
+
+
 def probe_collisions(conn: psycopg.Connection, observations: list[Observation],
                      stop: threading.Event | None = None, locks: LockWatch | None = None) -> list[Observation]:
     """For every consumer whose sequence is behind it, the first value on the sequence's path that a
@@ -42,7 +53,8 @@ def probe_collisions(conn: psycopg.Connection, observations: list[Observation],
     index lookup each where the column is indexed, batched as the high-water reads are; a probe that
     fails leaves the row's HighWater as it was (not probed: the verdict cannot say which); one whose
     table is locked past lock_timeout is given up on once, as the high-water reads are (`locks`)."""
-    targets = []  # (observation index, consumer index, select)
+    targets = []  # (observation index, consumer index, next, increment): to probe
+    found: dict[int, dict[int, int | None]] = {}  # observation -> consumer -> taken, known without a probe
     for o, obs in enumerate(observations):
         if obs.state is None:
             continue
@@ -53,9 +65,16 @@ def probe_collisions(conn: psycopg.Connection, observations: list[Observation],
                     or not is_behind(nxt, hw.value, seq.increment)):
                 continue
             lo, hi = usable_range(seq, c)
-            if lo <= nxt <= hi:
+            if not lo <= nxt <= hi:
+                continue
+            # the ends count inheritance children too, which the probe (FROM ONLY) must leave out
+            known, taken = (False, None) if c.has_children else taken_from_ends(nxt, hw.value, hw.far_end,
+                                                                                  seq.increment)
+            if known:
+                found.setdefault(o, {})[c_i] = taken
+            else:
                 targets.append((o, c_i, nxt, seq.increment))
-    if not targets:
+    if not targets and not found:
         return observations
 
     def select(i: int) -> sql.Composed:
@@ -66,12 +85,16 @@ def probe_collisions(conn: psycopg.Connection, observations: list[Observation],
         o, c_i, _, _ = targets[i]
         return (observations[o].consumers[c_i].table_oid,)
 
-    values, _failed = read_unions(conn, list(range(len(targets))), select, stop, locks=locks, touches=touches)
-    changed: dict[int, list[HighWater]] = {}
+    values, _failed = (read_unions(conn, list(range(len(targets))), select, stop, locks=locks, touches=touches)
+                       if targets else ({}, {}))
     for i, value in values.items():
         o, c_i, _, _ = targets[i]
+        found.setdefault(o, {})[c_i] = None if value is None else int(value)
+    changed: dict[int, list[HighWater]] = {}
+    for o, by_consumer in found.items():
         hws = changed.setdefault(o, list(observations[o].high_waters))
-        hws[c_i] = replace(hws[c_i], taken=None if value is None else int(value), probed=True)
+        for c_i, taken in by_consumer.items():
+            hws[c_i] = replace(hws[c_i], taken=taken, probed=True)
     out = list(observations)
     for o, hws in changed.items():
         out[o] = replace(out[o], high_waters=tuple(hws))

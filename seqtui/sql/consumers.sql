@@ -120,7 +120,10 @@ SELECT u.seq::int8                                         AS seq_oid,
                FROM chain JOIN pg_type b ON b.oid = chain.oid
                WHERE b.typtype = 'd' AND chain.depth < 8)
            SELECT array_agg(pg_get_constraintdef(c.oid))
-           FROM chain JOIN pg_constraint c ON c.contypid = chain.oid AND c.contype = 'c') END AS domain_checks
+           FROM chain JOIN pg_constraint c ON c.contypid = chain.oid AND c.contype = 'c') END AS domain_checks,
+       -- inheritance children (or once: the flag is cleared by VACUUM only): max() counts their rows,
+       -- which the table's own unique index does not cover (probes.py)
+       t.relkind = 'r' AND t.relhassubclass                AS has_children
 FROM all_uses u
 JOIN pg_class s ON s.oid = u.seq AND s.relkind = 'S'
 JOIN pg_class t ON t.oid = u.rel AND t.relkind IN ('r', 'p')
@@ -139,5 +142,5 @@ LEFT JOIN (SELECT i.indrelid, i.indkey[0] AS attnum,
        ON ix.indrelid = t.oid AND ix.attnum = a.attnum
 GROUP BY u.seq, t.oid, n.oid, n.nspname, t.relname, a.attname, a.attnum, a.atttypid, ty.oid, ty.typtype,
          ty.typbasetype, ty.typnamespace, ty.typname, a.attidentity, t.relkind, t.relispartition, t.relrowsecurity,
-         t.relforcerowsecurity, t.relowner
+         t.relforcerowsecurity, t.relowner, t.relhassubclass
 ORDER BY u.seq, n.nspname, t.relname, a.attnum
