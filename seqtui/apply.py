@@ -44,24 +44,22 @@ deadlock.
 from __future__ import annotations
 
 import math
-import selectors
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass
 from itertools import islice
 from typing import Callable, Iterable, Sequence
 
 import psycopg
-from psycopg import errors, sql
-from psycopg.pq import DiagnosticField, ExecStatus, PGconn, TransactionStatus
 
-from .locks import find_holders
-from .model import SequenceState, next_of
-from .repair import (COMMITS_ON_DISK, DEFAULT_LOCK_TIMEOUT, DEFAULT_STATEMENT_TIMEOUT, FixPlan,
-                     locked_tables, transaction_statements)
+from .batches import (COMMITS_ON_DISK_QUERY, Batch, Stop, apply_batch, compose, end_failed)
+from .repair import COMMITS_ON_DISK, DEFAULT_LOCK_TIMEOUT, DEFAULT_STATEMENT_TIMEOUT, FixPlan
+# re-exported: apply's callers (cli, the TUI, tests) take the results from here
+from .results import FAILED, FIXED, INTERRUPTED, LOST, SKIPPED, UNCHANGED, UNKNOWN, FixResult
 
-FIXED, UNCHANGED, FAILED, SKIPPED, UNKNOWN = "fixed", "unchanged", "failed", "skipped", "unknown"
+__all__ = ["FAILED", "FIXED", "SKIPPED", "UNCHANGED", "UNKNOWN", "FixResult", "LOST", "apply_plan", "apply_plans",
+           "batch_size", "BATCH_SIZE", "MAX_BATCH_SIZE"]
+from . import wire  # looked up at each call: tests watch what is sent
 
 # Sequences per batch, i.e. per round trip. Applying 6,000 fixes (bench/run.py's 10,000 tables, local
 # server, 2 cores) took 2.7-3.1 s one by one (as BATCH_SIZE = 1 does) and 1.8-2.2 s from 8 up to 256 per
@@ -73,40 +71,6 @@ BATCH_SIZE = 32
 # ROUND_TRIP_SHARE of a batch's time, up to MAX_BATCH_SIZE: what a lost connection can leave unknown.
 MAX_BATCH_SIZE = 256
 ROUND_TRIP_SHARE = 0.1
-
-_LOST, _INTERRUPTED = "the connection was lost", "interrupted"
-
-
-@dataclass(frozen=True)
-class FixResult:
-    plan: FixPlan
-    outcome: str  # fixed / unchanged (already fine under lock) / failed / skipped / unknown
-    before: int | None = None  # next value before, read under lock
-    after: int | None = None   # next value after
-    reason: str | None = None
-
-    @property
-    def ok(self) -> bool:
-        return self.outcome in (FIXED, UNCHANGED)
-
-    def line(self) -> str:
-        name = self.plan.sequence.display_name
-        if self.outcome == FIXED:
-            return f"fixed      {name}: next {self.before} -> {self.after}"
-        if self.outcome == UNCHANGED:
-            return f"unchanged  {name}: next {self.before} is already past the data"
-        return f"{self.outcome:<10} {name}: {self.reason}"
-
-
-def _lock_holders(conn: psycopg.Connection, tables) -> str:
-    """Who holds (or is queued for) locks on the tables we waited for, in a mode that conflicts with
-    IN EXCLUSIVE MODE: pid, user, application, state and since when, the start of its query
-    (locks.find_holders, as the scan's reads name theirs)."""
-    found = find_holders(conn, [c.table_oid for c in tables], "ExclusiveLock")
-    holders = {(h.pid, h.relation): h for hs in found.values() for h in hs}
-    if not holders:
-        return ""
-    return "; " + "; ".join(h.describe() for h in holders.values())
 
 
 def batch_size(round_trip: float | None, per_plan: float | None) -> int:
@@ -143,12 +107,12 @@ def _can_wait_once(conn: psycopg.Connection) -> bool:
     raised; a connection that failed is left to the first batch, which reports what was not sent."""
     if conn.closed:
         return False
-    replies, _sent, problem = _exchange(conn, _COMMITS_ON_DISK_QUERY)
+    replies, _sent, problem = wire.exchange(conn, COMMITS_ON_DISK_QUERY)
     if isinstance(problem, KeyboardInterrupt):
         raise problem
-    if _committed(replies, len(COMMITS_ON_DISK)):
+    if wire.committed(replies, len(COMMITS_ON_DISK)):
         return True
-    _end_failed(conn)
+    end_failed(conn)
     return False
 
 
@@ -157,7 +121,7 @@ def _round_trip(conn: psycopg.Connection) -> float | None:
     connection failed: then the first batch finds it closed and reports what was not sent. Ctrl+C
     meanwhile is raised before anything was sent."""
     start = time.perf_counter()
-    replies, _sent, problem = _exchange(conn, b"")
+    replies, _sent, problem = wire.exchange(conn, b"")
     if isinstance(problem, KeyboardInterrupt):
         raise problem
     if problem is not None or not replies:
@@ -200,7 +164,7 @@ def apply_plans(conn: psycopg.Connection, plans: Iterable[FixPlan],
     try:
         run.stream(conn)
     except KeyboardInterrupt as exc:  # outside a batch's exchange (there it is handled)
-        run.halt(_Stop(_INTERRUPTED, exc))
+        run.halt(Stop(INTERRUPTED, exc))
     except Exception as exc:  # the helpers stop after their batch in flight; raised by finish()
         run.fail(exc)
     cancelled = False
@@ -215,7 +179,7 @@ def apply_plans(conn: psycopg.Connection, plans: Iterable[FixPlan],
             try:
                 thread.join()
             except KeyboardInterrupt as exc:
-                run.halt(_Stop(_INTERRUPTED, exc))
+                run.halt(Stop(INTERRUPTED, exc))
                 cancelled = False
     return run.finish()
 
@@ -233,7 +197,7 @@ class _Run:
         self.reported = 0
         self.callback_error: Exception | None = None
         self.error: BaseException | None = None  # a stream's thread failed unexpectedly
-        self.stop: _Stop | None = None
+        self.stop: Stop | None = None
         self.todo: deque[int] = deque()
         with self.lock:
             for i, plan in enumerate(plans):
@@ -254,7 +218,7 @@ class _Run:
                 except Exception as exc:
                     self.callback_error = self.callback_error or exc
 
-    def halt(self, stop: _Stop) -> None:
+    def halt(self, stop: Stop) -> None:
         with self.lock:
             self.stop = self.stop or stop
 
@@ -278,14 +242,14 @@ class _Run:
             pending = bool(self.todo)
         wait_once = pending and _can_wait_once(conn)  # nothing to send: nothing to write either
         pace = _Pace(round_trip) if round_trip is not None else None
-        ahead: _Batch | None = None  # the next batch, composed while the server ran the one before
+        ahead: Batch | None = None  # the next batch, composed while the server ran the one before
 
         def compose_ahead() -> None:
             nonlocal ahead
             with self.lock:
                 upcoming = list(islice(self.todo, pace.batch_size() if pace else BATCH_SIZE))
             try:
-                ahead = (_compose(conn, upcoming, plans, lock_timeout, statement_timeout, wait_once)
+                ahead = (compose(conn, upcoming, plans, lock_timeout, statement_timeout, wait_once)
                          if upcoming else None)
             except Exception:  # not while replies are pending: composed again before sending, it raises there
                 ahead = None
@@ -304,10 +268,10 @@ class _Run:
                     size = pace.batch_size() if pace else BATCH_SIZE
                     batch, composed = [todo.popleft() for _ in range(min(size, len(todo)))], None
             if composed is None:
-                composed = _compose(conn, batch, plans, lock_timeout, statement_timeout, wait_once)
+                composed = compose(conn, batch, plans, lock_timeout, statement_timeout, wait_once)
             ahead = None
             started = time.perf_counter()
-            outcomes, stop = _apply_batch(conn, composed, compose_ahead)
+            outcomes, stop = apply_batch(conn, composed, compose_ahead)
             if pace is not None and len(outcomes) == len(batch) and all(r.ok for r in outcomes):
                 # a batch with a failure may have waited for a lock: not a measure of the server's pace
                 pace.add(time.perf_counter() - started, len(outcomes))
@@ -353,259 +317,3 @@ def _cancel(conn: psycopg.Connection) -> None:
         (getattr(conn, "cancel_safe", None) or conn.cancel)()  # cancel_safe: psycopg >= 3.2
     except Exception:  # a connection already gone has nothing running
         pass
-
-
-@dataclass(frozen=True)
-class _Stop:
-    """Why nothing more may be sent: the connection was lost, or Ctrl+C (re-raised once reported)."""
-    reason: str
-    interrupt: BaseException | None = None
-
-
-_SEPARATOR = sql.SQL(";\n")
-_COMMITS_ON_DISK_QUERY = _SEPARATOR.join(COMMITS_ON_DISK).as_string(None).encode()  # sent on its own
-
-
-@dataclass(frozen=True)
-class _Batch:
-    """A batch ready to send: its plans (and their indexes in the caller's list), each plan's
-    statements, the lock_timeout they set, whether its commits are waited for once at its end
-    (COMMITS_ON_DISK, last in the string) or each by itself, and the query string holding them all, or
-    why it could not be composed."""
-    indexes: list[int]
-    plans: list[FixPlan]
-    statements: list[list[sql.Composable]]
-    lock_timeout: float
-    wait_once: bool
-    query: bytes | None
-    problem: psycopg.OperationalError | None = None
-
-
-def _compose(conn: psycopg.Connection, indexes: list[int], plans: list[FixPlan], lock_timeout: float,
-             statement_timeout: float, wait_once: bool) -> _Batch:
-    batch = [plans[i] for i in indexes]
-    statements = [transaction_statements(plan, lock_timeout, statement_timeout, alone=not wait_once)
-                  for plan in batch]
-    parts = [stmt for stmts in statements for stmt in stmts]
-    if wait_once:
-        parts += COMMITS_ON_DISK
-    try:
-        query = _SEPARATOR.join(parts).as_bytes(conn)
-    except psycopg.OperationalError as exc:  # quoting names needs the connection: it is closed
-        return _Batch(indexes, batch, statements, lock_timeout, wait_once, None, exc)
-    return _Batch(indexes, batch, statements, lock_timeout, wait_once, query)
-
-
-def _apply_batch(conn: psycopg.Connection, composed: _Batch,
-                 meanwhile: Callable[[], None] | None = None) -> tuple[list[FixResult], _Stop | None]:
-    """Run the transactions of a batch as one query string; `meanwhile` is called once it is sent,
-    while the server runs it. Returns results for a prefix of the batch (the plans after a failed one
-    have none: they did not run; after a stop every plan has one), and None, or why nothing more may
-    be sent."""
-    batch, statements = composed.plans, composed.statements
-    if composed.query is None:
-        replies, sent, problem = [], False, composed.problem
-    else:
-        replies, sent, problem = _exchange(conn, composed.query, meanwhile)
-    interrupted = _Stop(_INTERRUPTED, problem) if isinstance(problem, KeyboardInterrupt) else None
-
-    results: list[FixResult] = []
-    start = 0
-    for plan, stmts in zip(batch, statements):  # one reply per statement run, in order
-        mine, start = replies[start:start + len(stmts)], start + len(stmts)
-        if not _committed(mine, len(stmts)):
-            break
-        results.append(_outcome(plan, mine[-2]))
-    if len(results) == len(batch):
-        if composed.wait_once:  # the batch's last replies are those of COMMITS_ON_DISK
-            results = _on_disk(conn, results, replies[start:], problem)
-        return results, (_Stop(_LOST) if conn.closed else interrupted)
-    failing = batch[len(results)]
-    error = next((r for r in replies if r.status == ExecStatus.FATAL_ERROR), None)
-    if (not conn.closed and error is not None
-            and conn.info.transaction_status == TransactionStatus.INERROR):
-        # The usual failure: a statement of `failing` raised an error and its transaction is aborted.
-        _rollback(conn)
-        failure = _failure(conn, failing, _error(error, conn.info.encoding), composed.lock_timeout)
-        if composed.wait_once:  # the server skipped the rest of the string, COMMITS_ON_DISK included
-            results, late = _wait_for_disk(conn, results)
-            if interrupted is None and isinstance(late, KeyboardInterrupt):
-                interrupted = _Stop(_INTERRUPTED, late)
-        return [*results, failure], (_Stop(_LOST, interrupted and interrupted.interrupt) if conn.closed
-                                     else interrupted)
-    # The connection was lost, or the session is in a state we cannot account for (then we close it, so
-    # that nothing more runs on it): every plan of the string without an acknowledged COMMIT may or may
-    # not have been committed, and is reported unknown. If the string never fully left, the server cannot
-    # have run any of it.
-    cause = _cause(problem, error, conn)
-    if conn.closed:
-        what = f"connection lost during the fix ({cause})"
-    else:
-        conn.close()
-        what = f"connection closed after an unexpected reply ({cause})"
-    if composed.wait_once:
-        results = _unconfirmed(results, what)
-    for plan in batch[len(results):]:
-        if sent:
-            results.append(FixResult(plan, UNKNOWN, plan.next_value, None,
-                                     f"{what}; it may or may not have been committed: re-run check"))
-        else:
-            results.append(FixResult(plan, SKIPPED, plan.next_value, None, f"not attempted: {_LOST} ({cause})"))
-    return results, _Stop(_LOST, interrupted.interrupt if interrupted else None)
-
-
-def _unconfirmed(results: list[FixResult], why: str) -> list[FixResult]:
-    """The results with every fix committed but not known to be on disk (COMMITS_ON_DISK did not
-    return) reported unknown: a crash of the server since would have undone it."""
-    return [FixResult(r.plan, UNKNOWN, r.before, None,
-                      f"committed, but not known to be on disk ({why}); a server crash would have undone "
-                      "it: re-run check") if r.outcome == FIXED else r
-            for r in results]
-
-
-def _on_disk(conn: psycopg.Connection, results: list[FixResult], replies: list,
-             problem: BaseException | None) -> list[FixResult]:
-    """The results, given the replies to COMMITS_ON_DISK sent after them (and why its exchange ended
-    early, if it did): the fixes it did not confirm on disk are reported unknown."""
-    if _committed(replies, len(COMMITS_ON_DISK)) or not any(r.outcome == FIXED for r in results):
-        return results
-    error = next((r for r in replies if r.status == ExecStatus.FATAL_ERROR), None)
-    _end_failed(conn)  # cancelled (Ctrl+C) while it waited, say
-    return _unconfirmed(results, _INTERRUPTED if isinstance(problem, KeyboardInterrupt)
-                        else _cause(problem, error, conn))
-
-
-def _cause(problem: BaseException | None, error, conn: psycopg.Connection) -> str:
-    """Why an exchange did not end as it should: its exception, else the server's error reply."""
-    if problem is not None:
-        return _first_line(problem)
-    return _first_line(_error(error, conn.info.encoding)) if error else "no result from the server"
-
-
-def _end_failed(conn: psycopg.Connection) -> None:
-    """Roll back the transaction a failed statement left aborted, if it did."""
-    if not conn.closed and conn.info.transaction_status == TransactionStatus.INERROR:
-        _rollback(conn)
-
-
-def _wait_for_disk(conn: psycopg.Connection, results: list[FixResult]) -> tuple[list[FixResult], BaseException | None]:
-    """COMMITS_ON_DISK on its own, after a failure made the server skip the one at the end of the batch:
-    the results as _on_disk() gives them, and why the exchange ended early (Ctrl+C, a lost connection)."""
-    if not any(r.outcome == FIXED for r in results):
-        return results, None  # nothing was written
-    if conn.closed:
-        return _unconfirmed(results, _LOST), None
-    replies, _sent, problem = _exchange(conn, _COMMITS_ON_DISK_QUERY)
-    return _on_disk(conn, results, replies, problem), problem
-
-
-def _exchange(conn: psycopg.Connection, query: bytes,
-              meanwhile: Callable[[], None] | None = None) -> tuple[list, bool, BaseException | None]:
-    """Send one query string, call `meanwhile` (if any) once it is sent, and read the reply (a PGresult)
-    of every statement the server runs, errors included: (replies, whether the whole string was sent,
-    why the exchange ended early or None).
-    psycopg's execute() cannot do this: on an error it drops the replies before it. On Ctrl+C the
-    statement running is cancelled and the rest of the reply read before KeyboardInterrupt is returned
-    (a second Ctrl+C, or a failed cancel, closes the connection instead)."""
-    pgconn = conn.pgconn
-    replies: list = []
-    sent = False
-    try:
-        pgconn.send_query(query)
-        while pgconn.flush():  # the connection is non-blocking: a long string may take several writes
-            if _wait(pgconn, write=True) & selectors.EVENT_READ:
-                pgconn.consume_input()
-        sent = True
-        if meanwhile is not None:
-            meanwhile()
-        _read_replies(pgconn, replies)
-        return replies, sent, None
-    except psycopg.OperationalError as exc:  # the connection failed
-        return replies, sent, exc
-    except KeyboardInterrupt as exc:
-        try:
-            (getattr(conn, "cancel_safe", None) or conn.cancel)()  # cancel_safe: psycopg >= 3.2
-            if not sent:
-                while pgconn.flush():
-                    _wait(pgconn, write=True)
-                sent = True
-            _read_replies(pgconn, replies)
-        except BaseException:
-            conn.close()
-        return replies, sent, exc
-
-
-def _read_replies(pgconn: PGconn, replies: list) -> None:
-    while True:
-        while pgconn.is_busy():
-            _wait(pgconn)
-            pgconn.consume_input()
-        reply = pgconn.get_result()
-        if reply is None:
-            return
-        replies.append(reply)
-
-
-def _wait(pgconn: PGconn, write: bool = False) -> int:
-    """Block until the connection's socket is readable (or writable): the events ready."""
-    with selectors.DefaultSelector() as selector:
-        selector.register(pgconn.socket, selectors.EVENT_READ | (selectors.EVENT_WRITE if write else 0))
-        return sum(events for _, events in selector.select())
-
-
-def _committed(replies: list, count: int) -> bool:
-    """Every statement of the transaction ran, the last one a COMMIT that committed."""
-    return (len(replies) == count
-            and all(r.status in (ExecStatus.COMMAND_OK, ExecStatus.TUPLES_OK) for r in replies)
-            and replies[-1].command_status == b"COMMIT")
-
-
-def _outcome(plan: FixPlan, reply) -> FixResult:
-    """The result of a committed fix, from the row its fix statement returned (text format)."""
-    last_value, is_called, new_last_value = (reply.get_value(0, i) for i in range(3))
-    if last_value is None:  # pg_get_sequence_data() gives NULLs where it may not read: setval did not run
-        return FixResult(plan, FAILED, plan.next_value, plan.next_value,
-                         "could not read the state of the sequence (SELECT privilege on it?); nothing changed")
-    inc = plan.sequence.increment
-    before = next_of(plan.sequence, SequenceState(int(last_value), is_called == b"t"))
-    if new_last_value is None:
-        return FixResult(plan, UNCHANGED, before, before)
-    return FixResult(plan, FIXED, before, int(new_last_value) + inc)
-
-
-def _error(reply, encoding: str) -> psycopg.Error:
-    """The exception psycopg would raise for an error reply (class by SQLSTATE, primary message)."""
-    sqlstate = (reply.error_field(DiagnosticField.SQLSTATE) or b"").decode("ascii", "replace")
-    try:
-        cls = errors.lookup(sqlstate)
-    except KeyError:
-        cls = psycopg.DatabaseError
-    message = reply.error_field(DiagnosticField.MESSAGE_PRIMARY) or reply.error_message or b""
-    return cls(message.decode(encoding, "replace"))
-
-
-def _failure(conn: psycopg.Connection, plan: FixPlan, exc: psycopg.Error, lock_timeout: float) -> FixResult:
-    """The result of a fix the server refused, after its transaction was rolled back."""
-    if isinstance(exc, errors.LockNotAvailable):
-        tables = locked_tables(plan.consumers)
-        names = ", ".join(f"{c.schema}.{c.table}" for c in tables)
-        return FixResult(plan, FAILED, plan.next_value, plan.next_value,
-                         f"lock on {names} not granted within {lock_timeout:g}s"
-                         f"{_lock_holders(conn, tables)}; nothing changed")
-    if isinstance(exc, psycopg.OperationalError):  # e.g. statement timeout, cancelled
-        return FixResult(plan, FAILED, plan.next_value, plan.next_value, _first_line(exc))
-    return FixResult(plan, FAILED, plan.next_value, plan.next_value, f"{_first_line(exc)}; nothing changed")
-
-
-def _rollback(conn: psycopg.Connection) -> None:
-    if not conn.broken and not conn.closed:
-        try:
-            conn.execute("ROLLBACK")
-        except psycopg.Error:
-            pass
-
-
-def _first_line(exc: BaseException) -> str:
-    diag = getattr(exc, "diag", None)
-    msg = (diag.message_primary if diag is not None and diag.message_primary else None) or str(exc)
-    return msg.strip().splitlines()[0] if msg.strip() else type(exc).__name__

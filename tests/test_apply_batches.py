@@ -14,7 +14,7 @@ import psycopg
 import pytest
 from psycopg.conninfo import make_conninfo
 
-from seqtui import apply
+from seqtui import apply, wire
 from seqtui.apply import apply_plan, apply_plans
 from seqtui.connect import connect, resolve
 from seqtui.repair import plans_from_verdicts
@@ -43,13 +43,13 @@ def batches(monkeypatch):
     """Batch size 3, and a record of the plans (by table) each batch sent."""
     monkeypatch.setattr(apply, "BATCH_SIZE", 3)
     sent: list[list[str]] = []
-    real = apply._apply_batch
+    real = apply.apply_batch
 
     def spy(conn, composed, *args):
         sent.append([p.consumers[0].table for p in composed.plans])
         return real(conn, composed, *args)
 
-    monkeypatch.setattr(apply, "_apply_batch", spy)
+    monkeypatch.setattr(apply, "apply_batch", spy)
     return sent
 
 
@@ -113,13 +113,13 @@ def test_each_batch_is_composed_while_the_server_runs_the_one_before(db, batches
     after the first is composed while the one before is in flight, and each exactly once."""
     names = make_tables(db, 8)
     composed: list[tuple[list[str], bool]] = []  # (tables, was a query in flight meanwhile)
-    real = apply._compose
+    real = apply.compose
 
     def spy(conn, indexes, plans, *args):
         composed.append(([plans[i].consumers[0].table for i in indexes], conn.pgconn.is_busy() == 1))
         return real(conn, indexes, plans, *args)
 
-    monkeypatch.setattr(apply, "_compose", spy)
+    monkeypatch.setattr(apply, "compose", spy)
     with connect(resolve(db.url)) as conn:
         results = apply_plans(conn, plans_for(conn))
     assert [r.outcome for r in results] == ["fixed"] * 8
@@ -299,8 +299,8 @@ def test_with_nothing_to_send_nothing_is_sent_or_written(db, monkeypatch):
     db.execute("CREATE SEQUENCE s AS smallint; CREATE TABLE t (id smallint DEFAULT nextval('s') PRIMARY KEY); "
                "INSERT INTO t VALUES (32767)")
     sent = []
-    real = apply._exchange
-    monkeypatch.setattr(apply, "_exchange", lambda conn, query, *a: sent.append(query) or real(conn, query, *a))
+    real = wire.exchange
+    monkeypatch.setattr(wire, "exchange", lambda conn, query, *a: sent.append(query) or real(conn, query, *a))
     with connect(resolve(db.url)) as conn:
         (result,) = apply_plans(conn, plans_for(conn))
     assert result.outcome == "failed" and "widen" in result.reason
@@ -369,15 +369,15 @@ def test_ctrl_c_while_a_batch_waits_cancels_reports_and_sends_nothing_more(db, b
 def test_a_query_string_larger_than_the_socket_buffers_is_sent_whole(db, monkeypatch):
     """The connection is non-blocking: a long string goes out in several writes, then every reply is read."""
     waits = []
-    real_wait = apply._wait
+    real_wait = wire._wait
 
     def counting_wait(pgconn, write=False):
         waits.append(write)
         return real_wait(pgconn, write)
 
-    monkeypatch.setattr(apply, "_wait", counting_wait)
+    monkeypatch.setattr(wire, "_wait", counting_wait)
     with connect(resolve(db.url)) as conn:
-        replies, sent, problem = apply._exchange(
+        replies, sent, problem = wire.exchange(
             conn, b"SELECT length('" + b"x" * 32_000_000 + b"'); SELECT 2; SELECT 3")
     assert (sent, problem) == (True, None)
     assert [r.get_value(0, 0) for r in replies] == [b"32000000", b"2", b"3"]
@@ -426,13 +426,13 @@ def test_over_a_slow_link_batches_grow_and_every_fix_holds(db, monkeypatch):
     once and the next INSERT through the default works."""
     names = make_tables(db, 120)
     sizes: list[int] = []
-    real = apply._apply_batch
+    real = apply.apply_batch
 
     def spy(conn, composed, *args):
         sizes.append(len(composed.plans))
         return real(conn, composed, *args)
 
-    monkeypatch.setattr(apply, "_apply_batch", spy)
+    monkeypatch.setattr(apply, "apply_batch", spy)
     with psycopg.connect(db.url) as probe:
         host, port = probe.info.host, probe.info.port
     proxy = DelayProxy(host, port, one_way_seconds=0.010).start()
@@ -482,7 +482,7 @@ def test_helpers_take_batches_as_they_come_free_and_every_plan_is_fixed_once_in_
     names = make_tables(db, 12)
     ran_on: dict[int, list[str]] = {}  # backend pid -> tables of the batches it ran
     both_started = threading.Barrier(2, timeout=30)
-    real = apply._exchange
+    real = wire.exchange
 
     def spy(conn, query, meanwhile=None):
         if query:  # not the empty query that measures the round trip
@@ -493,7 +493,7 @@ def test_helpers_take_batches_as_they_come_free_and_every_plan_is_fixed_once_in_
                 both_started.wait()  # each connection has a batch in hand before either sends it
         return real(conn, query, meanwhile)
 
-    monkeypatch.setattr(apply, "_exchange", spy)
+    monkeypatch.setattr(wire, "exchange", spy)
     seen: list = []
     with connect(resolve(db.url)) as conn, connect(resolve(db.url)) as helper:
         plans = plans_for(conn)
