@@ -1,4 +1,5 @@
-"""Reads sequences, their consumers, their state and high-water marks from PostgreSQL.
+"""Reads sequences, their consumers, their state and high-water marks from PostgreSQL: discovery here,
+the reads in high_waters.py, states.py and probes.py, and the scan's orchestration (groups, --jobs).
 
 A scan costs a handful of round trips whatever the size of the database: discovery is two catalog
 queries, high-water marks are read in UNION ALL chunks, and states with one statement per 500
@@ -18,14 +19,16 @@ from dataclasses import dataclass
 from typing import Iterable, Iterator
 
 import psycopg
-from psycopg import errors, sql
+from psycopg import sql
 
-from .locks import Locked, LockWatch, is_lock_timeout
+from .high_waters import read_high_waters
+from .locks import Locked, LockWatch
 from .model import Consumer, HighWater, Observation, Sequence, SequenceState, Status
 from .domain_checks import check_bounds
 from .probes import probe_collisions, probe_domains
 from .unions import CHUNK, ScanStopped  # noqa: F401  (re-exported: the catalog's chunk size, stop_scan()'s error)
-from .unions import chunks, go_on, read_timeouts, read_unions
+from .states import read_states  # noqa: F401  (re-exported: sync and the tests read states through here)
+from .unions import go_on, read_timeouts
 
 # Consumers per group when a scan is observed group by group (observe_in_groups): small enough that
 # the first rows of a 10,000-table database show within a fraction of a second of discovery, big
@@ -150,37 +153,6 @@ def discover(conn: psycopg.Connection) -> list[tuple[Sequence, tuple[Consumer, .
     return result
 
 
-# One UNION ALL branch per target: (SELECT i::int4, max(col)::numeric, min(col)::numeric FROM tbl),
-# the high-water mark first (min() first for a descending sequence) and the far end after it. The
-# aggregates sit in the branch itself, not in scalar subqueries: the planner still turns each into an
-# index scan with LIMIT 1, and skips planning a subquery level (measured at 10,000 tables: ~25% less
-# server time per chunk). The far end costs nothing measurable (one more index descent; the same scan
-# when unindexed) and spares most collision probes (probes.py). The fixed fragments are built once;
-# composing a branch from parts instead of SQL.format() halves the client's time.
-_HW_OPEN, _HW_AFTER_INDEX = sql.SQL("(SELECT "), sql.SQL("::int4, ")
-_HW_MAX, _HW_MIN = sql.SQL("max("), sql.SQL("min(")
-_HW_BETWEEN, _HW_FROM, _HW_CLOSE = sql.SQL(")::numeric, "), sql.SQL(")::numeric FROM "), sql.SQL(")")
-
-
-def _hw_select(i: int, consumer: Consumer, ascending: bool) -> sql.Composed:
-    col = sql.Identifier(consumer.column)
-    first, then = (_HW_MAX, _HW_MIN) if ascending else (_HW_MIN, _HW_MAX)
-    return sql.Composed([_HW_OPEN, sql.Literal(i), _HW_AFTER_INDEX, first, col, _HW_BETWEEN, then, col,
-                         _HW_FROM, sql.Identifier(consumer.schema, consumer.table), _HW_CLOSE])
-
-
-def _classify(exc: Exception, consumer: Consumer) -> HighWater:
-    if isinstance(exc, Locked):
-        return HighWater(error=Status.LOCKED, detail=exc.describe(f"{consumer.schema}.{consumer.table}"),
-                         blocked_by=exc.holder)
-    if isinstance(exc, errors.QueryCanceled):
-        return HighWater(error=Status.TIMEOUT,
-                         detail="max() ran past statement_timeout (no index leads with the column?)")
-    if isinstance(exc, errors.InsufficientPrivilege):
-        return HighWater(error=Status.UNREADABLE, detail=f"cannot read the table: {exc.diag.message_primary}")
-    return HighWater(error=Status.UNREADABLE, detail=f"could not read: {exc.diag.message_primary}")
-
-
 CANCEL_TIMEOUT = 2.0  # seconds stop_scan() gives each cancel request
 
 
@@ -198,140 +170,6 @@ def stop_scan(stop: threading.Event, conns: Iterable[psycopg.Connection]) -> Non
                 conn.cancel()
         except (psycopg.Error, OSError):  # closed or unreachable: nothing runs there any more
             pass
-
-
-def read_high_waters(conn: psycopg.Connection, targets: list[tuple[Consumer, bool]],
-                     statement_timeout_ms: int | None, stop: threading.Event | None = None,
-                     locks: LockWatch | None = None) -> list[HighWater]:
-    """max()/min() of every (consumer, ascending) target (and the far end: min()/max()), in chunks, each under statement_timeout
-    (None: the one the connection has already). `stop`: see stop_scan(). `locks`: the scan's
-    LockWatch; a table another session locks past lock_timeout is a LOCKED row naming the holder.
-
-    Indexed columns are index lookups and go in big chunks; unindexed ones scan their table, so each
-    runs alone and a slow one times out by itself instead of taking a whole chunk with it."""
-    results: list[HighWater | None] = [None] * len(targets)
-    readable = []
-    for i, (consumer, _) in enumerate(targets):
-        if consumer.rls_role is not None:
-            # max() would see only the rows the policies let through: a lower bound, or "empty" for a
-            # full table. Not measured at all: the honest verdict is that it cannot be judged.
-            results[i] = HighWater(error=Status.UNREADABLE, detail=(
-                f"cannot be judged: row-level security hides rows of {consumer.schema}.{consumer.table} "
-                f"from {consumer.rls_role} (judge it as the table's owner or a BYPASSRLS role)"))
-        elif consumer.can_read:
-            readable.append(i)
-        else:
-            results[i] = HighWater(error=Status.UNREADABLE,
-                                   detail="no SELECT privilege on the column (or USAGE on its schema)")
-    indexed = [i for i in readable if targets[i][0].indexed]
-    unindexed = [i for i in readable if not targets[i][0].indexed]
-
-    def select(i: int) -> sql.Composed:
-        return _hw_select(i, *targets[i])
-
-    def touches(i: int) -> tuple[int]:
-        return (targets[i][0].table_oid,)
-
-    locks = locks or LockWatch(None)
-    with read_timeouts(conn, statement_timeout_ms):
-        values, failed = read_unions(conn, indexed, select, stop, locks=locks, touches=touches, rows=True)
-        more, more_failed = read_unions(conn, unindexed, select, stop, together=False, locks=locks,
-                                        touches=touches, rows=True)
-    for i, (value, far) in {**values, **more}.items():
-        results[i] = HighWater(value=None if value is None else int(value),
-                               far_end=None if far is None else int(far))
-    for i, exc in {**failed, **more_failed}.items():
-        results[i] = _classify(exc, targets[i][0])
-    return results  # type: ignore[return-value]
-
-
-STATE_FUNCTION_CHUNK = 500
-
-
-# One statement per chunk of sequences, no statement planned per sequence:
-#   PostgreSQL 18+: pg_get_sequence_data() gives last_value and is_called of any sequence it may read;
-#   before:         pg_sequence_last_value() (PostgreSQL 10+) gives last_value of a sequence that has
-#                   been called, NULL for one that has not. The called ones, most of a live database's,
-#                   then need no planned read of their relation; the others are read from it.
-_STATES_BY_CALL = {
-    True: "SELECT i, d.last_value, d.is_called FROM unnest(%s::int4[], %s::oid[]) AS s(i, seq), "
-          "pg_catalog.pg_get_sequence_data(s.seq::regclass) AS d",
-    False: "SELECT i, pg_catalog.pg_sequence_last_value(s.seq::regclass), true "
-           "FROM unnest(%s::int4[], %s::oid[]) AS s(i, seq)",
-}
-
-
-def _read_states_by_call(conn: psycopg.Connection, sequences: list[Sequence], indexes: list[int],
-                         stop: threading.Event | None, data_function: bool,
-                         locks: LockWatch | None = None) -> dict[int, SequenceState]:
-    """States of sequences[i] for i in indexes, read through a function (_STATES_BY_CALL; measured at
-    10,000 sequences: ~0.3 s against 1.1-1.5 s for UNION ALL chunks, whose cost is planning a scan of
-    each relation).
-
-    What the function leaves NULL (not called yet before 18; dropped meanwhile, no privilege) is left
-    out, and the caller reads it from the relation, which says why. A chunk that fails (the function
-    missing, or refusing on an old standby) is left out whole, for the same reads; one that ran past
-    lock_timeout is read again without the sequences found locked, which are left to those reads
-    (before 18 the function asks for a stronger lock than a SELECT does: an open ALTER SEQUENCE
-    blocks it and not the SELECT)."""
-    states, locks = {}, locks or LockWatch(None)
-    wanted = "AccessShareLock" if data_function else "RowExclusiveLock"
-    # Each call locks its sequence until the statement ends; chunks keep that well inside the
-    # server's shared lock table (max_locks_per_transaction x max_connections, 6,400 by default).
-    for chunk in chunks(indexes, STATE_FUNCTION_CHUNK):
-        while chunk:
-            go_on(stop)
-            try:
-                rows = conn.execute(_STATES_BY_CALL[data_function],
-                                    (chunk, [sequences[i].oid for i in chunk])).fetchall()
-            except psycopg.Error as exc:  # a read: those of this chunk are read again from the relations
-                if conn.broken or conn.closed:
-                    raise
-                found = locks.find(conn, [sequences[i].oid for i in chunk], wanted) if is_lock_timeout(exc) else {}
-                chunk = [i for i in chunk if sequences[i].oid not in found] if found else []
-                continue
-            states.update((i, SequenceState(last_value, is_called)) for i, last_value, is_called in rows
-                          if last_value is not None and is_called is not None)
-            break
-    return states
-
-
-def read_states(conn: psycopg.Connection, sequences: list[Sequence], stop: threading.Event | None = None,
-                locks: LockWatch | None = None) -> list[SequenceState | None | str | Locked]:
-    """last_value and is_called of each sequence, read from the sequence itself (DESIGN fact 3:
-    pg_sequences.last_value is NULL both before the first nextval and without privilege).
-    Returns a state, a string saying why it could not be read, or Locked naming who locks it past
-    lock_timeout. `stop`: see stop_scan(). `locks`: the scan's LockWatch."""
-    locks = locks or LockWatch(None)
-    results: list = [None] * len(sequences)
-    readable = []
-    for i, seq in enumerate(sequences):
-        if seq.can_read:
-            readable.append(i)
-        else:
-            results[i] = "no SELECT privilege on the sequence (or USAGE on its schema)"
-    for data_function in (True, False):
-        mine = [i for i in readable if sequences[i].data_function is data_function]
-        if mine:
-            for i, state in _read_states_by_call(conn, sequences, mine, stop, data_function, locks).items():
-                results[i] = state
-    readable = [i for i in readable if results[i] is None]
-    if not readable:
-        return results
-
-    def select(i: int) -> sql.Composed:
-        seq = sequences[i]
-        return sql.SQL("SELECT {i}::int4, last_value, is_called FROM {seq}").format(
-            i=sql.Literal(i), seq=sql.Identifier(seq.schema, seq.name))
-
-    values, failed = read_unions(conn, readable, select, stop, locks=locks,
-                                 touches=lambda i: (sequences[i].oid,), rows=True)
-    for i, (last_value, is_called) in values.items():
-        results[i] = SequenceState(last_value, is_called)
-    for i, exc in failed.items():
-        results[i] = exc if isinstance(exc, Locked) else \
-            f"could not read the sequence: {getattr(exc, 'diag', None) and exc.diag.message_primary or exc}"
-    return results
 
 
 def observe(conn: psycopg.Connection, discovered: Iterable[tuple[Sequence, tuple[Consumer, ...]]],

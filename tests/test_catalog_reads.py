@@ -10,6 +10,7 @@ import psycopg
 import pytest
 
 from seqtui import catalog
+from seqtui import states as state_reads
 from seqtui.connect import connect, resolve
 
 SHAPES = """
@@ -50,7 +51,7 @@ def test_before_18_the_called_sequences_are_read_by_one_call_and_the_others_from
     """pg_sequence_last_value() knows a called sequence's state; it is NULL for one never called (or set
     with is_called false), whose last_value only the relation holds."""
     seqs = [replace(s, data_function=False) for s in sequences(conn)]
-    by_call = catalog._read_states_by_call(conn, seqs, list(range(len(seqs))), None, data_function=False)
+    by_call = state_reads._read_states_by_call(conn, seqs, list(range(len(seqs))), None, data_function=False)
     assert {seqs[i].name: (st.last_value, st.is_called) for i, st in by_call.items()} == {
         "called": (2, True), "down": (-4, True), 'Odd "name".x': (7, True)}
     states = catalog.read_states(conn, seqs)
@@ -60,7 +61,7 @@ def test_before_18_the_called_sequences_are_read_by_one_call_and_the_others_from
 
 
 def test_more_sequences_than_one_chunk(conn, db, monkeypatch):
-    monkeypatch.setattr(catalog, "STATE_FUNCTION_CHUNK", 2)
+    monkeypatch.setattr(state_reads, "STATE_FUNCTION_CHUNK", 2)
     db.execute("SELECT setval('fresh', 99)")
     states = catalog.read_states(conn, seqs := sequences(conn))
     assert {s.name: st.last_value for s, st in zip(seqs, states)}["fresh"] == 99
