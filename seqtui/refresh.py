@@ -19,7 +19,8 @@ from typing import Callable, Iterable
 import psycopg
 
 from . import catalog
-from .model import Observation, Report, Verdict, judge
+from .judge import judge
+from .model import Observation, Report, Verdict
 from .scan import Scope, assemble, narrow, watched_columns
 
 

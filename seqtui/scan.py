@@ -14,7 +14,8 @@ import psycopg
 from . import catalog
 from .config import Config, WatchEntry
 from .heap import collections_held
-from .model import Consumer, Report, Sequence, Status, Thresholds, Verdict, judge, severity
+from .judge import judge
+from .model import Consumer, Report, Sequence, Status, Thresholds, Verdict, severity
 from .repair import DEFAULT_LOCK_TIMEOUT
 
 

@@ -21,8 +21,8 @@ from fnmatch import fnmatchcase
 import psycopg
 
 from . import catalog
-from .model import (Observation, Report, Sequence, SequenceState, combined_high_water, fix_blocker,
-                    is_behind, next_of)
+from .judge import fix_blocker
+from .model import Observation, Report, Sequence, SequenceState, combined_high_water, is_behind, next_of
 from .repair import FixPlan, lock_order
 
 # What each item of a sync plan says, as printed and in --json's "action".

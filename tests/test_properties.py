@@ -15,7 +15,8 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from seqtui import config as config_mod, redact
 from seqtui.connect import ConnectError, NoTarget, clean_url, find_secrets, resolve
 from seqtui.model import (Consumer, HighWater, Observation, Sequence, SequenceState, Status, capacity_used,
-                          is_behind, judge, next_value)
+                          is_behind, next_value)
+from seqtui.judge import judge
 from seqtui.repair import FixPlan, oneliner, render, rendered_statements, transaction_statements
 
 
