@@ -139,6 +139,31 @@ def test_exit_code_is_the_worst(fleet, seqtui):
     no_secret(healthy.text, with_down.text)
 
 
+def test_servers_that_never_answer_are_waited_for_at_once(fleet, seqtui):
+    """Two addresses that take the connection and never answer: each costs the 10 s connect timeout,
+    but both at once, and the reachable server is reported all the same."""
+    import socket
+
+    holes = [socket.socket() for _ in range(2)]
+    try:
+        for hole in holes:
+            hole.bind(("127.0.0.1", 0))
+            hole.listen(8)  # the kernel completes the handshake; nobody ever speaks
+        first, _ = fleet
+        started = time.monotonic()
+        run = seqtui("check", "--json", "--dsn", f"postgresql://u@127.0.0.1:{holes[0].getsockname()[1]}/db",
+                     "--dsn", f"postgresql://u@127.0.0.1:{holes[1].getsockname()[1]}/db",
+                     "--dsn", role_url(first, "healthy_db"))
+        took = time.monotonic() - started
+    finally:
+        for hole in holes:
+            hole.close()
+    doc = json.loads(run.out)
+    assert run.code == 3 and [d["up"] for d in doc["databases"]] == [False, False, True]
+    assert all("timeout" in d["problem"] for d in doc["databases"][:2]), doc["databases"]
+    assert 10 <= took < 19, took  # one connect timeout, not two
+
+
 def _samples(text: str) -> dict:
     """{metric name: {frozenset(labels): value}} from prometheus_client's own parser."""
     out: dict = {}
