@@ -87,6 +87,7 @@ def check(args, results: list[DatabaseResult]) -> int:
 
 def _check_text(results: list[DatabaseResult]) -> None:
     from rich.console import Console
+    from rich.text import Text
 
     from .output import DETAIL_WIDTH, check_notes, check_table, summary_text
 
@@ -97,7 +98,7 @@ def _check_text(results: list[DatabaseResult]) -> None:
         if r.report is None:
             console.print(f"{_where(r)}: cannot be judged: {r.problem}", highlight=False, markup=False)
         else:
-            console.print(f"[bold]{r.server}[/bold]", highlight=False)
+            console.print(Text(r.server, style="bold"))  # Text, not markup: [::1]:5432 is no tag
             console.print(check_table(r.report, console.width))
             if console.width < DETAIL_WIDTH:
                 for note in check_notes(r.report):

@@ -62,8 +62,14 @@ def families(results: Iterable[DatabaseResult], gate: Callable[[str], str] = str
     code = GaugeMetricFamily("seqtui_database_exit_code", "the database's `seqtui check` exit code: 0 ok, "
                              "1 warning, 2 critical, 3 unknown", labels=DB_LABELS)
     rows = [GaugeMetricFamily(name, text, labels=ROW_LABELS) for name, text, _ in ROW_GAUGES]
+    # A series given twice makes Prometheus reject the whole scrape: the first (the worst row, in a
+    # report's order) is kept when two --dsn name one server, or two rows one column.
+    seen: set[tuple[str, ...]] = set()
     for r in results:
         labels = [gate(r.server), gate(r.database)]
+        if tuple(labels) in seen:
+            continue
+        seen.add(tuple(labels))
         up.add_metric(labels, float(r.up))
         took.add_metric(labels, r.seconds)
         when.add_metric(labels, r.finished)
@@ -73,6 +79,9 @@ def families(results: Iterable[DatabaseResult], gate: Callable[[str], str] = str
             if row is None:
                 continue
             row = [gate(x) for x in row]
+            if tuple(row) in seen:
+                continue
+            seen.add(tuple(row))
             for family, (_, _, value_of) in zip(rows, ROW_GAUGES):
                 value = value_of(v)
                 if value is not None:

@@ -213,6 +213,18 @@ def test_prometheus_of_one_database(fleet, seqtui):
     no_secret(run.out, run.err)
 
 
+def test_one_database_named_twice_gives_each_series_once(fleet, seqtui):
+    """Prometheus rejects a whole scrape that holds a series twice."""
+    first, _ = fleet
+    url = role_url(first, "behind_db")
+    run = seqtui("check", "--format", "prometheus", "--dsn", url, "--dsn", url)
+    assert run.code == 2, run.text
+    series = [(s.name, tuple(sorted(s.labels.items()))) for f in text_string_to_metric_families(run.out)
+              for s in f.samples]
+    assert len(series) == len(set(series))
+    assert sum(name == "seqtui_sequence_behind" for name, _ in series) == 1
+
+
 def _scrape(port: int) -> dict:
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=30) as response:
         return _samples(response.read().decode())
