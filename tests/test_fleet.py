@@ -355,10 +355,15 @@ def test_sql_and_fix_over_every_database(seqtui):
         no_secret(fixed.text, dry.text)
 
 
-def test_oneliners_and_the_ui_stay_one_database(fleet, seqtui):
+def test_oneliners_the_ui_and_cutovers_stay_one_database(fleet, seqtui):
     first, second = fleet
     run = seqtui("sql", "--oneliners", "--all-databases", "--dsn", role_url(first))
     assert run.code == 3 and "--oneliners" in run.err
     ui = seqtui("--dsn", role_url(first), "--dsn", second.admin_url())
     assert ui.code == 3 and "one database" in ui.err
-    no_secret(run.text, ui.text)
+    cutover = seqtui("sql", "--from", second.admin_url(), "--all-databases", "--dsn", role_url(first))
+    assert cutover.code == 3 and "--from" in cutover.err
+    sync = seqtui("sync", "--from", second.admin_url(), "--dry-run", "--dsn", role_url(first),
+                  "--dsn", role_url(first, "healthy_db"))
+    assert sync.code == 3 and "one database" in sync.err
+    no_secret(run.text, ui.text, cutover.text, sync.text)
