@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable
 
 import psycopg
@@ -46,6 +46,7 @@ class DatabaseResult:
     seconds: float = 0.0     # how long its scan took
     finished: float = 0.0    # when it ended (Unix time)
     target: Target | None = field(default=None, repr=False, compare=False)  # to connect again (fix)
+    out_of_scope: bool = False  # fix --table T: the database has no table T (not a problem with --all)
 
     @property
     def up(self) -> bool:
@@ -75,7 +76,7 @@ def scan_database(target: Target, server: str, database: str, scope: Scope) -> D
     try:
         report = scan(conn, scope)
     except ScopeError as exc:
-        return _failed(server, database, str(exc), EXIT_UNKNOWN, started)
+        return replace(_failed(server, database, str(exc), EXIT_UNKNOWN, started), out_of_scope=True)
     except psycopg.Error as exc:
         lost = isinstance(exc, (psycopg.OperationalError, psycopg.InterfaceError))
         text = target.redact(str(exc)) or type(exc).__name__

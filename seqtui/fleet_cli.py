@@ -163,6 +163,11 @@ def fix(args, results: list[DatabaseResult], confirm) -> int:
     so and never written to again; the others go on."""
     from .repair import rendered_commits_on_disk, rendered_statements
 
+    # --table T names tables of some databases only: the others are out of its scope, not in trouble
+    in_scope = [r for r in results if not r.out_of_scope]
+    if not in_scope and results:
+        raise FleetUsageError(results[0].problem)
+    results = in_scope
     work = []  # (result, plans)
     for r in results:
         if r.report is None:
