@@ -23,6 +23,8 @@ from .apply import SKIPPED, UNKNOWN, apply_plans
 from .audit import AuditError, AuditLog, default_path as default_audit_path
 from .config import ConfigError, load as load_config
 from .connect import ConnectError, Target, close_all, connect, open_helpers, resolve
+from .fleet_args import exporter_parser, fleet_all_alias, fleet_arguments
+from .fleet_cli import FleetUsageError, wanted as fleet_wanted
 from .model import Report, Status, exit_code
 from .repair import DEFAULT_LOCK_TIMEOUT, describe, oneliner, plans_from_verdicts, script
 from .scan import Scope, ScopeError, scan
@@ -69,9 +71,10 @@ def build_parser() -> argparse.ArgumentParser:
     # overwriting what was given before the command name (`seqtui --dsn X check`); see COMMON_DEFAULTS.
     conn = argparse.ArgumentParser(add_help=False, argument_default=argparse.SUPPRESS)
     g = conn.add_argument_group("connection and scope")
-    g.add_argument("--dsn", metavar="URL",
+    g.add_argument("--dsn", metavar="URL", action="append",
                    help="connection string or URL (default: $DATABASE_URL, then DATABASE_URL= in ./.env, "
-                        "then libpq's PG* variables)")
+                        "then libpq's PG* variables); check, sql, fix and exporter take it more than "
+                        "once, for several servers")
     g.add_argument("--config", metavar="FILE", help="watchlist and settings (default: ./sequences.json if present)")
     g.add_argument("--schema", metavar="S", action="append",
                    help="only sequences in or used by schema S (repeatable)")
@@ -96,6 +99,8 @@ def build_parser() -> argparse.ArgumentParser:
     u.add_argument("--read-only", action="store_true", help="never offer repairs")
     u.add_argument("--audit-log", metavar="PATH", help="where fixes applied from the UI are recorded")
 
+    fleet = fleet_arguments()
+
     parser = Parser(prog="seqtui", description=(
         "Find PostgreSQL sequences that fell behind their tables (the cause of 'duplicate key value "
         "violates unique constraint' after imports and restores), and repair them safely. "
@@ -103,13 +108,17 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"seqtui {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
 
-    check = sub.add_parser("check", parents=[conn], help="report every sequence; exit 0 ok, 1 warning, 2 behind "
+    check = sub.add_parser("check", parents=[conn, fleet], help="report every sequence; exit 0 ok, 1 warning, 2 behind "
                            "or critical, 3 error", description="Report every sequence and its consumers. "
                            "Exit codes: 0 all fine, 1 warnings only, 2 something behind or capacity critical, "
                            "3 could not connect or bad input.")
     check.add_argument("--json", action="store_true", help="print the JSON report (see README: JSON contract)")
+    check.add_argument("--format", choices=("text", "json", "prometheus"),
+                       help="text (default), json (as --json) or prometheus: the text exposition format, "
+                            "for node_exporter's textfile collector (see README: Monitoring)")
+    fleet_all_alias(check)
 
-    sql_ = sub.add_parser("sql", parents=[conn], help="print a psql script that fixes every behind sequence",
+    sql_ = sub.add_parser("sql", parents=[conn, fleet], help="print a psql script that fixes every behind sequence",
                           description="Print a psql-runnable script: one short transaction per sequence, "
                           "forward-only, computing its target when it runs.")
     sql_.add_argument("--all", action="store_true",
@@ -122,12 +131,13 @@ def build_parser() -> argparse.ArgumentParser:
     sql_.add_argument("--margin", type=_non_negative_int, default=0, metavar="N",
                       help="with --from: N increments of headroom past the source's next value (default: 0)")
 
-    fix = sub.add_parser("fix", parents=[conn], help="fix behind sequences (forward only, under short locks)",
+    fix = sub.add_parser("fix", parents=[conn, fleet], help="fix behind sequences (forward only, under short locks)",
                          description="Fix every behind sequence: one short transaction each, consumer tables "
                          "locked IN EXCLUSIVE MODE (writers wait, readers do not) under lock_timeout, state "
                          "re-read under the lock, sequence only ever moved forwards. Commits are waited for once per "
                          "batch, and a result printed only once its commit is on disk. Exit 0 when everything "
                          "asked for is healthy, 1 when some sequence could not be fixed or judged, 3 on errors.")
+    fleet_all_alias(fix)
     fix.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation (needed without a terminal)")
     fix.add_argument("--dry-run", action="store_true", help="show what would change and the SQL; change nothing")
     fix.add_argument("--table", metavar="T", action="append", default=[],
@@ -178,6 +188,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--no-writer", action="store_true", help="no background inserts")
 
     sub.add_parser("tui", parents=[conn, ui], help="open the terminal UI (the default)")
+    exporter_parser(sub, [conn, fleet])
     return parser
 
 
@@ -251,7 +262,7 @@ def cmd_check(args, target, config) -> int:
     with _connection(target) as conn:
         report = _scan(conn, args, target, config)
     code = exit_code(report.verdicts)
-    if args.json:
+    if args.json or args.format == "json":
         # Pretty for a person, compact in pipes. json.dumps, not json.dump: only the one-shot dumps
         # without indent uses the C encoder (json.dump is pure Python, ~1 s for 10,000 rows).
         # Gated string by string (redact.dumps), so a mask cannot break the JSON.
@@ -419,9 +430,35 @@ def cmd_demo(args) -> int:
     return demo.main(args)
 
 
+def cmd_fleet(command, args, targets, config) -> int:
+    """check/sql/fix over several databases (--all, --dsn repeated, or check --format prometheus), and
+    the exporter: fleet_cli.py and exporter.py, with the scope each database is scanned in."""
+    from . import fleet_cli
+
+    def scan_all():
+        return fleet_cli.scan_all(args, targets, lambda target: _scope(args, target, config))
+
+    if command == "exporter":
+        from .exporter import ListenError, serve
+
+        try:
+            return serve(scan_all, *args.listen, args.exporter_interval)
+        except ListenError as exc:
+            raise UsageError(str(exc)) from None
+    if command == "tui":
+        raise UsageError("the terminal UI shows one database: leave out --all and the extra --dsn")
+    results = scan_all()
+    if command == "check":
+        return fleet_cli.check(args, results)
+    if command == "sql":
+        return fleet_cli.sql(args, results)
+    return fleet_cli.fix(args, results, _confirm)
+
+
 COMMON_DEFAULTS = {"dsn": None, "config": None, "schema": [], "statement_timeout": 10.0, "jobs": None,
                    "lock_timeout": DEFAULT_LOCK_TIMEOUT,
-                   "interval": 2.0, "read_only": False, "audit_log": None}
+                   "interval": 2.0, "read_only": False, "audit_log": None, "all_databases": False,
+                   "format": None}
 
 
 @functools.lru_cache(maxsize=1)
@@ -465,10 +502,15 @@ def _main(argv: list[str]) -> int:
         if command == "demo":
             return cmd_demo(args)
         config = load_config(args.config)
-        target = resolve(args.dsn)
+        targets = [resolve(dsn) for dsn in args.dsn or [None]]
+        target = targets[0]
+        if command == "exporter" or (command != "sync" and fleet_wanted(args, targets)):
+            return cmd_fleet(command, args, targets, config)
+        if len(targets) > 1:
+            raise UsageError(f"{command} works on one database: give --dsn once")
         handler = {"check": cmd_check, "sql": cmd_sql, "fix": cmd_fix, "tui": cmd_tui, "sync": _cmd_sync}[command]
         return handler(args, target, config)
-    except (ConnectError, ConfigError, ScopeError, UsageError, AuditError) as exc:
+    except (ConnectError, ConfigError, ScopeError, UsageError, AuditError, FleetUsageError) as exc:
         return _error(target.redact(str(exc)) if target else str(exc))
     except psycopg.Error as exc:
         text = (target.redact(str(exc)) if target else str(exc)) or type(exc).__name__

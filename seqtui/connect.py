@@ -338,3 +338,42 @@ def describe_connect_error(exc: BaseException, target: Target) -> str:
     display = one_line(target.display)  # as typed, but a newline in it must not end the line
     where = f"{target.source}: {display}" if display else target.source
     return target.redact(f"could not connect ({where}): {text}")
+
+
+def for_database(target: Target, dbname: str) -> Target:
+    """The same server, user and password, another database (--all). make_conninfo takes URLs and
+    key=value strings alike and quotes the name as libpq wants it (spaces, quotes, backslashes)."""
+    from psycopg.conninfo import make_conninfo
+
+    try:
+        conninfo = make_conninfo(target.conninfo, dbname=dbname)
+    except (psycopg.Error, ValueError, UnicodeError) as exc:
+        raise ConnectError(describe_connect_error(exc, target)) from None
+    return Target(conninfo=conninfo, source=f"{target.source}, database {dbname}", schemas=target.schemas,
+                  secrets=target.secrets, typed=target.typed)
+
+
+def server_label(target: Target, environ=None) -> str:
+    """host:port of the target, as postgres_exporter labels a server: no user, database or password.
+    Taken from the connection string, then libpq's PGHOST/PGPORT; a socket directory shows as such."""
+    environ = os.environ if environ is None else environ
+    try:
+        params = conninfo_to_dict(target.conninfo) if target.conninfo else {}
+    except (psycopg.Error, ValueError, UnicodeError):
+        params = {}
+    host = params.get("host") or params.get("hostaddr") or environ.get("PGHOST") or "localhost"
+    port = params.get("port") or environ.get("PGPORT") or "5432"
+    return gate(f"{host}:{port}", target.secrets)
+
+
+def database_name(target: Target, environ=None) -> str:
+    """The database the target names (libpq's default: the user's name), for rows about a server
+    that could not be reached, whose database list is unknown."""
+    environ = os.environ if environ is None else environ
+    try:
+        params = conninfo_to_dict(target.conninfo) if target.conninfo else {}
+    except (psycopg.Error, ValueError, UnicodeError):
+        params = {}
+    name = (params.get("dbname") or environ.get("PGDATABASE") or params.get("user") or environ.get("PGUSER")
+            or _os_user() or "")
+    return gate(name, target.secrets)

@@ -229,6 +229,12 @@ def _may_hold_secret(text: str) -> bool:
     return "@" in text or _kv_hint(text) or any(f in text for f in _known.ordered)
 
 
+def may_hold_secret(text: str) -> bool:
+    """False when gate() would change no string within `text`: for whole documents (JSON, metrics)
+    gated piece by piece only when needed."""
+    return _may_hold_secret(text)
+
+
 def _gate_values(obj):
     if isinstance(obj, str):
         return gate(obj)
