@@ -162,9 +162,6 @@ class HighWater:
     # `probed` is False when that was not asked (not behind) or could not be read.
     taken: int | None = None
     probed: bool = False
-    # The other extreme: min() ascending, max() descending. With it, the first taken value is known
-    # without a probe when the next value is an end or lies beyond the far end (probes.py).
-    far_end: int | None = None
     # A domain column (DESIGN fact 21): does the domain's CHECK accept the next value, and the value
     # after a fix? Asked of the server; None when not asked.
     next_fits: bool | None = None

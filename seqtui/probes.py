@@ -34,17 +34,6 @@ def _probe_select(i: int, consumer: Consumer, nxt: int, increment: int) -> sql.C
     return sql.Composed([*parts, _CLOSE])
 
 
-def taken_from_ends(nxt: int, hw: int, far: int | None, increment: int) -> tuple[bool, int | None]:
-    """(known, first taken value on the path next, next + inc, ...) from the two ends a high-water read
-    gives, for a behind sequence: the next value is one of them, or the far end lies ahead of it on the
-    path (ids 1..20 and a fresh sequence at 1: taken at once). Otherwise only a probe can tell."""
-    if nxt == hw or nxt == far:
-        return True, nxt
-    if far is not None and (far - nxt) * increment > 0 and (far - nxt) % abs(increment) == 0:
-        return True, far  # nothing lies between next and the far end: it is the first taken
-    return False, None
-
-
 def probe_collisions(conn: psycopg.Connection, observations: list[Observation],
                      stop: threading.Event | None = None, locks: LockWatch | None = None) -> list[Observation]:
     """For every consumer whose sequence is behind it, the first value on the sequence's path that a
@@ -67,11 +56,10 @@ def probe_collisions(conn: psycopg.Connection, observations: list[Observation],
             lo, hi = usable_range(seq, c)
             if not lo <= nxt <= hi:
                 continue
-            # the ends count inheritance children too, which the probe (FROM ONLY) must leave out
-            known, taken = (False, None) if c.has_children else taken_from_ends(nxt, hw.value, hw.far_end,
-                                                                                  seq.increment)
-            if known:
-                found.setdefault(o, {})[c_i] = taken
+            if nxt == hw.value and not c.has_children:
+                # the row holding the high-water mark holds the next value: no probe needed (with
+                # inheritance children that row may be a child's, which the probe's FROM ONLY leaves out)
+                found.setdefault(o, {})[c_i] = nxt
             else:
                 targets.append((o, c_i, nxt, seq.increment))
     if not targets and not found:

@@ -230,21 +230,3 @@ def test_one_line_keeps_printable_text_and_escapes_the_rest(text):
     assert shown == "".join(ch if ch.isprintable() else ascii(ch)[1:-1] for ch in text)
     if text.isprintable():
         assert shown == text
-
-
-@given(values=st.sets(st.integers(-60, 60), min_size=1, max_size=12), nxt=st.integers(-70, 70),
-       inc=st.integers(1, 4), descending=st.booleans())
-def test_the_first_taken_value_told_from_the_two_ends_is_the_true_one(values, nxt, inc, descending):
-    """When the high-water read's two ends tell the first taken value on the path without a probe,
-    it is the one a walk along the path finds."""
-    from seqtui.probes import taken_from_ends
-
-    inc = -inc if descending else inc
-    hw, far = (max(values), min(values)) if inc > 0 else (min(values), max(values))
-    if not is_behind(nxt, hw, inc):
-        return
-    path = range(nxt, hw + (1 if inc > 0 else -1), inc)
-    truth = next((v for v in path if v in values), None)
-    known, taken = taken_from_ends(nxt, hw, far, inc)
-    if known:
-        assert taken == truth
