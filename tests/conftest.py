@@ -122,7 +122,7 @@ def pytest_collection_modifyitems(items):
         if {"server", "own_server"} & set(item.fixturenames) or item.get_closest_marker("since_server"):
             item.add_marker(pytest.mark.postgres)  # -m postgres: what to run on every major
         if "snap_compare" in item.fixturenames:
-            item.add_marker(pytest.mark.snapshot)  # one major is enough: the screen shows no version
+            item.add_marker(pytest.mark.snapshot)  # recorded on 18: the repair preview's SQL is 18's
 
 
 def terminate_backend(conn: psycopg.Connection, pid: int) -> None:
@@ -146,10 +146,9 @@ def drop_database(admin: psycopg.Connection, name: str) -> None:
     if admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone() is None:
         return
     admin.execute(sql.SQL("ALTER DATABASE {} WITH ALLOW_CONNECTIONS false").format(ident))
-    others = "FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()"
-    admin.execute("SELECT pg_terminate_backend(pid) " + others, (name,))
-    wait_for(lambda: admin.execute("SELECT count(*) = 0 " + others, (name,)).fetchone()[0],
-             f"the sessions of {name} to end")
+    admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (name,))
+    wait_for(lambda: admin.execute("SELECT NOT EXISTS (SELECT FROM pg_stat_activity WHERE datname = %s)",
+                                   (name,)).fetchone()[0], f"the sessions of {name} to end")
     admin.execute(sql.SQL("DROP DATABASE {}").format(ident))
 
 
