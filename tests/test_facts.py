@@ -8,6 +8,7 @@ from urllib.parse import quote
 
 import psycopg
 import pytest
+from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from conftest import Run, run_seqtui
@@ -302,6 +303,50 @@ def test_missing_privileges_are_reported_per_row(db):
         db.execute(f"DROP OWNED BY {db.name}_ro; DROP ROLE {db.name}_ro")
 
 
+def test_a_partitioned_table_is_lockable_by_its_own_privileges_from_13_and_its_partitions_before(db, server_version):
+    """LOCK TABLE on a partitioned table locks its partitions too; before 13 it also asks the privilege of
+    each of them (found by the oracle on 12: rows called fixable whose fix failed)."""
+    role = sql.Identifier(f"{db.name}_pt")
+    db.execute("CREATE TABLE p (id serial PRIMARY KEY) PARTITION BY RANGE (id); "
+               "CREATE TABLE p1 PARTITION OF p FOR VALUES FROM (1) TO (1000); INSERT INTO p VALUES (5)")
+    db.execute(sql.SQL("DROP ROLE IF EXISTS {r}; CREATE ROLE {r} LOGIN PASSWORD 'x'; "
+                       "GRANT SELECT, UPDATE ON p, p_id_seq TO {r}").format(r=role))
+    url = make_conninfo(db.url, user=f"{db.name}_pt", password="x")
+    try:
+        row = only_row(json.loads(run_seqtui("check", "--json", url=url).out), "p")
+        assert row["status"] == "behind" and row["fixable"] is (server_version >= 130000), row
+        if server_version < 130000:
+            assert "UPDATE" in row["detail"] and "partition" in row["detail"]
+            run = run_seqtui("fix", "--yes", url=url)
+            assert run.code == 1 and db.next_value("public.p_id_seq") == 1, run.text  # not attempted
+            db.execute(sql.SQL("GRANT UPDATE ON p1 TO {r}").format(r=role))
+        run = run_seqtui("fix", "--yes", url=url)
+        assert run.code == 0, run.text
+        assert db.insert_default("p") == 6
+    finally:
+        db.execute(sql.SQL("DROP OWNED BY {r}; DROP ROLE {r}").format(r=role))
+
+
+@pytest.mark.since_server(17)
+def test_maintain_is_enough_to_lock_for_the_fix(db):
+    """From PostgreSQL 17 LOCK TABLE ... IN EXCLUSIVE MODE also takes MAINTAIN (fact 16): with SELECT and
+    MAINTAIN on the table and UPDATE on its sequence, a role fixes it. (Older majors have no MAINTAIN: the
+    test above is the whole story there.)"""
+    role = sql.Identifier(f"{db.name}_mt")
+    db.execute("CREATE TABLE t (id serial PRIMARY KEY); INSERT INTO t VALUES (7)")
+    db.execute(sql.SQL("DROP ROLE IF EXISTS {r}; CREATE ROLE {r} LOGIN PASSWORD 'x'; "
+                       "GRANT SELECT, MAINTAIN ON t TO {r}; GRANT SELECT, UPDATE ON t_id_seq TO {r}").format(r=role))
+    url = make_conninfo(db.url, user=f"{db.name}_mt", password="x")
+    try:
+        row = only_row(json.loads(run_seqtui("check", "--json", url=url).out), "t")
+        assert row["status"] == "behind" and row["fixable"] is True, row
+        run = run_seqtui("fix", "--yes", url=url)
+        assert run.code == 0, run.text
+        assert db.insert_default("t") == 8
+    finally:
+        db.execute(sql.SQL("DROP OWNED BY {r}; DROP ROLE {r}").format(r=role))
+
+
 def test_fix_never_calls_rows_it_could_not_read_healthy(db):
     """A sequence the role may not read cannot be judged: fix repairs what it can see, names the rest,
     and does not exit 0 as if everything were healthy."""
@@ -416,13 +461,14 @@ def test_sequence_nothing_draws_from_is_listed(db):
 
 
 def test_oneliners_run_as_is_in_bash_with_real_psql_for_hostile_names(db, server, tmp_path):
-    import shutil
     import subprocess
     from pathlib import Path
     from psycopg import sql
 
-    psql = server.embedded.psql_path() if server.embedded else shutil.which("psql")
-    assert psql, "psql is needed for this test"
+    from seqtui.embedded import runnable_bin_dir
+
+    # the wheel's psql: a client speaks to servers of older majors, and CI has no psql of its own
+    psql = server.embedded.psql_path() if server.embedded else runnable_bin_dir() / "psql"
     for i, name in enumerate(HOSTILE):
         db.execute(sql.SQL("CREATE TABLE {} ({} serial PRIMARY KEY)").format(
             sql.Identifier(f"{name}{i}"), sql.Identifier(name)))

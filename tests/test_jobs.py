@@ -10,6 +10,7 @@ import psycopg
 import pytest
 from psycopg.conninfo import make_conninfo
 
+from conftest import terminate_backend
 from seqtui import catalog
 from seqtui.connect import connect, open_helpers, resolve
 
@@ -70,7 +71,7 @@ def test_a_helper_lost_before_or_during_the_scan_leaves_its_groups_to_the_others
             if c is conn:  # the helper gets groups until it is lost, however busy the machine
                 assert helper_lost.wait(30)
             elif measured_on_helper:  # the helper's second group: the server ends its session first
-                shaped.execute(f"SELECT pg_terminate_backend({helper.info.backend_pid}, 10000)")
+                terminate_backend(shaped.conn, helper.info.backend_pid)
                 helper_lost.set()
             if c is helper:
                 measured_on_helper.append(len(batch))

@@ -13,22 +13,11 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from conftest import PASSWORD, run_seqtui, start_embedded
+from conftest import PASSWORD, run_seqtui, start_embedded, wait_for
 from seqtui.apply import apply_plans
 from seqtui.connect import connect, resolve
 from seqtui.repair import plans_from_verdicts
 from seqtui.scan import scan
-
-
-def wait_for(predicate, what: str, timeout: float = 30.0, interval: float = 0.05):
-    """Poll until predicate() is true: synchronisation on an observable condition, bounded in time."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def test_concurrent_writers_and_importer_while_fixing(db):

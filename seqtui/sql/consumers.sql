@@ -92,12 +92,23 @@ SELECT u.seq::int8                                         AS seq_oid,
        bool_or(ix.indrelid IS NOT NULL)                    AS indexed,
        has_schema_privilege(n.oid, 'USAGE')
          AND has_column_privilege(t.oid, a.attnum, 'SELECT') AS can_read,
-       -- what LOCK TABLE ... IN EXCLUSIVE MODE asks for (fact 16): MAINTAIN counts from PostgreSQL 17
+       -- what LOCK TABLE ... IN EXCLUSIVE MODE asks for (fact 16): MAINTAIN counts from PostgreSQL 17.
+       -- Before 13 the lock asks it of every partition and inheritance child too, as it recurses
+       -- (the CASE runs that walk on 12 only).
        has_schema_privilege(n.oid, 'USAGE')
-         AND (has_table_privilege(t.oid, 'UPDATE') OR has_table_privilege(t.oid, 'DELETE')
-              OR has_table_privilege(t.oid, 'TRUNCATE')
-              OR CASE WHEN current_setting('server_version_num')::int >= 170000
-                      THEN has_table_privilege(t.oid, 'MAINTAIN') ELSE false END) AS can_lock,
+         AND CASE WHEN current_setting('server_version_num')::int >= 130000
+                  THEN has_table_privilege(t.oid, 'UPDATE') OR has_table_privilege(t.oid, 'DELETE')
+                       OR has_table_privilege(t.oid, 'TRUNCATE')
+                       OR CASE WHEN current_setting('server_version_num')::int >= 170000
+                               THEN has_table_privilege(t.oid, 'MAINTAIN') ELSE false END
+                  ELSE NOT EXISTS (
+                       WITH RECURSIVE locked(oid) AS (
+                           SELECT t.oid
+                           UNION
+                           SELECT i.inhrelid FROM pg_inherits i JOIN locked l ON i.inhparent = l.oid)
+                       SELECT FROM locked l
+                       WHERE NOT (has_table_privilege(l.oid, 'UPDATE') OR has_table_privilege(l.oid, 'DELETE')
+                                  OR has_table_privilege(l.oid, 'TRUNCATE'))) END AS can_lock,
        bool_and(u.bare)                                    AS bare,
        bool_or(u.via = 'view')                             AS via_view,
        -- a unique index on this column alone: a default INSERT fails when its value is already there
