@@ -23,7 +23,7 @@ from seqtui.tui import refreshing
 from seqtui.tui import rows as rows_module
 from seqtui.tui.app import SeqtuiApp
 from seqtui.tui.footer import KeyFooter
-from seqtui.tui.screens import CopyScreen, PreviewScreen, ResultsScreen
+from seqtui.tui.screens import CopyScreen, HelpScreen, PreviewScreen, ResultsScreen
 
 from conftest import PASSWORD, start_embedded
 
@@ -764,3 +764,22 @@ async def test_rows_that_changed_take_their_new_place_and_the_others_keep_theirs
         await refreshed(pilot, app)
         assert (app.sort_column, app.sort_reverse) == (column, reverse)
         assert labels() == sorted_labels() != before
+
+
+async def test_a_refresh_landing_while_a_modal_is_open_updates_the_main_screen(db, tmp_path):
+    """A refresh that lands while the help (or a repair's results) is on top still writes the header
+    and details of the main screen, and shows them when the modal closes."""
+    drifted(db, "orders")
+    app = make_app(db.url, tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await started(pilot, app)
+        await pilot.press("question_mark")
+        await until(pilot, lambda: isinstance(app.screen, HelpScreen), "the help screen")
+        drifted(db, "invoices")
+        before = app.refresh_count
+        app.start_refresh(full=True)  # as the timer does; the help screen stays on top meanwhile
+        await until(pilot, lambda: app.refresh_count > before, "a refresh under the help screen")
+        assert isinstance(app.screen, HelpScreen) and app.return_code is None  # nothing raised
+        await pilot.press("escape")
+        await pilot.pause()
+        assert "2 behind" in text_of(app, "summary-line")

@@ -159,18 +159,21 @@ class SeqtuiApp(RefreshLoop, TableRows, HeaderAndDetails, RepairFlow, App[int]):
         self._results_screen: ResultsScreen | None = None
         self._exit_requested = False
         self._table = SeqTable(id="table", cursor_type="row", zebra_stripes=False)
+        # The widgets a refresh writes to, held rather than looked up: found while a modal is on top,
+        # and a late message during shutdown sees them unmounted instead of failing to find them.
+        self._lines = {name: Static(id=name) for name in ("db-line", "summary-line", "state-line", "details")}
 
     # -- layout ---------------------------------------------------------------------------------
 
     def compose(self) -> ComposeResult:
         with Container(id="header"):
-            yield Static(id="db-line")
-            yield Static(id="summary-line")
-            yield Static(id="state-line")
+            yield self._lines["db-line"]
+            yield self._lines["summary-line"]
+            yield self._lines["state-line"]
         with Container(id="body"):
             yield self._table
             with VerticalScroll(id="details-pane"):
-                yield Static(id="details")
+                yield self._lines["details"]
         yield FilterInput(placeholder="filter: words in schema.table.column or the sequence; "
                                       "or a status (behind, ok, critical…)", id="filter")
         yield KeyFooter()
@@ -183,7 +186,8 @@ class SeqtuiApp(RefreshLoop, TableRows, HeaderAndDetails, RepairFlow, App[int]):
     def live_screen(self) -> bool:
         """False while the app starts or shuts down: a worker's late message must not touch widgets
         that are not (or no longer) mounted."""
-        return self._table.is_mounted and not self._exit_requested
+        return (self._table.is_mounted and not self._exit_requested
+                and all(line.is_mounted for line in self._lines.values()))
 
 
     def on_mount(self) -> None:

@@ -7,7 +7,6 @@ import re
 import time
 
 from rich.text import Text
-from textual.widgets import Static
 
 from ..model import Verdict
 from ..output import summary_text
@@ -51,7 +50,7 @@ class HeaderAndDetails:
         reason = self.read_only_reason()
         line.append(" · ")
         line.append("READ-ONLY" if reason else "read-write", style="bold magenta" if reason else "green")
-        self.query_one("#db-line", Static).update(gated(line))
+        self._lines["db-line"].update(gated(line))
 
         summary = Text(" ")
         if self.report is None:
@@ -77,7 +76,7 @@ class HeaderAndDetails:
             summary.append(f"  refreshed {self.last_refresh:%H:%M:%S}", style="dim")
         summary.append(f" · every {fmt_interval(self.interval)}" if self.live else " · manual refresh",
                        style="dim")
-        self.query_one("#summary-line", Static).update(gated(summary))
+        self._lines["summary-line"].update(gated(summary))
 
         state = Text(" ")
         if self.lost is not None:
@@ -110,7 +109,7 @@ class HeaderAndDetails:
             state.append(f"sorted by {COLUMN_LABELS[self.sort_column]} {arrow} ", style="dim")
         if self.status_text:
             state.append(self.status_text, style="cyan")
-        self.query_one("#state-line", Static).update(gated(state))
+        self._lines["state-line"].update(gated(state))
 
     def _show_details(self) -> None:
         if not self.live_screen:
@@ -129,7 +128,7 @@ class HeaderAndDetails:
             text = details(v, siblings, plan, self.rate_of(v) if v else None, self.lock_timeout,
                            self.statement_timeout)
         # gated: a locked row's detail quotes another session's query, which may hold a password
-        self.query_one("#details", Static).update(gated(text))
+        self._lines["details"].update(gated(text))
 
 
 def short_error(text: str) -> str:
