@@ -156,7 +156,7 @@ def _confirm(count: int) -> bool:
 
 
 def cmd_fix(args, target, config) -> int:
-    from .repair import rendered_commits_on_disk, rendered_statements
+    from .output import dry_run_text
 
     # --jobs: the same connections measure, then fix. Without it the scan may measure on a spare too
     # (spare.py), and the fixes are written on this one connection.
@@ -181,13 +181,7 @@ def cmd_fix(args, target, config) -> int:
         for plan in plans:
             print(("will fix   " if plan.fixable else "cannot fix ") + describe(plan))
         if args.dry_run:
-            for plan in fixable:
-                print()
-                print("\n".join(rendered_statements(plan, args.lock_timeout, args.statement_timeout)))
-            if fixable:
-                print("\n-- then, once per batch of fixes, a wait until their commits are on disk:")
-                print("\n".join(rendered_commits_on_disk()))
-            print("\ndry run: nothing changed")
+            print(dry_run_text([(None, fixable)], args.lock_timeout, args.statement_timeout))
             return EXIT_OK
         if fixable and not args.yes:
             if not sys.stdin.isatty():

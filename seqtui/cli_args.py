@@ -8,6 +8,7 @@ import functools
 import sys
 
 from . import __version__
+from .argtypes import non_negative_int, positive
 from .fleet_args import exporter_parser, fleet_all_alias, fleet_arguments
 from .repair import DEFAULT_LOCK_TIMEOUT
 
@@ -24,28 +25,6 @@ class Parser(argparse.ArgumentParser):
         self.exit(EXIT_UNKNOWN, f"{self.prog}: error: {message}\n")
 
 
-def _positive(kind):
-    def parse(text):
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-        if not value > 0:
-            raise argparse.ArgumentTypeError(f"must be greater than 0, got {text}")
-        return value
-    return parse
-
-
-def _non_negative_int(text):
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, got {text}")
-    return value
-
-
 def build_parser() -> argparse.ArgumentParser:
     # Shared by the top level (the TUI) and each command. SUPPRESS keeps a subcommand's defaults from
     # overwriting what was given before the command name (`seqtui --dsn X check`); see COMMON_DEFAULTS.
@@ -58,16 +37,16 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--config", metavar="FILE", help="watchlist and settings (default: ./sequences.json if present)")
     g.add_argument("--schema", metavar="S", action="append",
                    help="only sequences in or used by schema S (repeatable)")
-    g.add_argument("--jobs", "-j", metavar="N", type=_positive(int),
+    g.add_argument("--jobs", "-j", metavar="N", type=positive(int),
                    help="work on N connections at once, like pg_dump -j: faster on big databases, at the "
                         "cost of N-1 more connections (check and sql: while measuring; fix: while measuring "
                         "and fixing; the UI: for its first scan only; default: 1, and to measure a "
                         "database of 2,000 sequences or more a second one if the server has room, never "
                         "waited for)")
-    g.add_argument("--statement-timeout", metavar="SECONDS", type=_positive(float),
+    g.add_argument("--statement-timeout", metavar="SECONDS", type=positive(float),
                    help="limit for each high-water query, and for each statement of a fix while it holds "
                         "its locks (default: 10)")
-    g.add_argument("--lock-timeout", metavar="SECONDS", type=_positive(float),
+    g.add_argument("--lock-timeout", metavar="SECONDS", type=positive(float),
                    help="how long seqtui waits for any lock another session holds: each read of a table "
                         "or sequence (the row is then 'locked', naming the session that holds it; the "
                         "rest is still measured), each LOCK TABLE of fix and sync, and the lock_timeout of the SQL "
@@ -75,7 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     ui = argparse.ArgumentParser(add_help=False, argument_default=argparse.SUPPRESS)
     u = ui.add_argument_group("terminal UI")
-    u.add_argument("--interval", type=_positive(float), metavar="SECONDS", help="refresh interval (default: 2)")
+    u.add_argument("--interval", type=positive(float), metavar="SECONDS", help="refresh interval (default: 2)")
     u.add_argument("--read-only", action="store_true", help="never offer repairs")
     u.add_argument("--audit-log", metavar="PATH", help="where fixes applied from the UI are recorded")
 
@@ -108,7 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
     sql_.add_argument("--from", dest="from_url", metavar="SOURCE_URL",
                       help="print the plan of `seqtui sync --from SOURCE_URL` instead (cutover: past the "
                            "source's sequences too)")
-    sql_.add_argument("--margin", type=_non_negative_int, default=0, metavar="N",
+    sql_.add_argument("--margin", type=non_negative_int, default=0, metavar="N",
                       help="with --from: N increments of headroom past the source's next value (default: 0)")
 
     fix = sub.add_parser("fix", parents=[conn, fleet], help="fix behind sequences (forward only, under short locks)",
@@ -141,7 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
     sync.add_argument("--from", dest="from_url", metavar="SOURCE_URL", required=True,
                       help="the database the values come from (the old primary, or its standby); its "
                            "password is never printed")
-    sync.add_argument("--margin", type=_non_negative_int, default=0, metavar="N",
+    sync.add_argument("--margin", type=non_negative_int, default=0, metavar="N",
                       help="N increments of headroom past the source's next value, for writes that land "
                            "on the source after it was read (default: 0)")
     sync.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import argparse
 
+from .argtypes import positive
+
 ALL_HELP = ("every database of each server that allows connections (templates aside), as vacuumdb --all; "
             "one the role may not connect to is reported as such")
 DEFAULT_EXPORTER_INTERVAL = 60.0
@@ -34,16 +36,6 @@ def _listen(text: str) -> tuple[str, int]:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be greater than 0, got {text}")
-    return value
-
-
 def exporter_parser(sub, parents) -> argparse.ArgumentParser:
     exporter = sub.add_parser(
         "exporter", parents=parents, help="serve Prometheus metrics over HTTP (/metrics)",
@@ -55,7 +47,7 @@ def exporter_parser(sub, parents) -> argparse.ArgumentParser:
     exporter.add_argument("--listen", metavar="HOST:PORT", type=_listen, required=True,
                           help="address to serve on, e.g. 127.0.0.1:9187 or :9187 (every address); port 0 "
                                "picks a free one (printed on stderr)")
-    exporter.add_argument("--interval", dest="exporter_interval", metavar="SECONDS", type=_seconds,
+    exporter.add_argument("--interval", dest="exporter_interval", metavar="SECONDS", type=positive(float),
                           default=DEFAULT_EXPORTER_INTERVAL,
                           help=f"seconds between scans (default: {DEFAULT_EXPORTER_INTERVAL:g})")
     fleet_all_alias(exporter)

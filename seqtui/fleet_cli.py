@@ -161,7 +161,7 @@ def fix(args, results: list[DatabaseResult], confirm) -> int:
     """Plans for every database first, one confirmation for all, then each database fixed on a
     connection of its own, one database after another. A database whose connection is lost is said
     so and never written to again; the others go on."""
-    from .repair import rendered_commits_on_disk, rendered_statements
+    from .output import dry_run_text
 
     # --table T names tables of some databases only: the others are out of its scope, not in trouble
     in_scope = [r for r in results if not r.out_of_scope]
@@ -198,14 +198,7 @@ def fix(args, results: list[DatabaseResult], confirm) -> int:
               "nothing to fix among the databases and sequences seqtui could read")
         return base
     if args.dry_run:
-        for r, plans in work:
-            for plan in (p for p in plans if p.fixable):
-                print(f"\n-- {_where(r)}")
-                print("\n".join(rendered_statements(plan, args.lock_timeout, args.statement_timeout)))
-        if fixable:
-            print("\n-- then, once per batch of fixes, a wait until their commits are on disk:")
-            print("\n".join(rendered_commits_on_disk()))
-        print("\ndry run: nothing changed")
+        print(dry_run_text([(_where(r), plans) for r, plans in work], args.lock_timeout, args.statement_timeout))
         return base
     if fixable and not args.yes:
         if not sys.stdin.isatty():

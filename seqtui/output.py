@@ -6,7 +6,7 @@ import re
 from typing import TYPE_CHECKING
 
 from .model import CapacityLevel, Report, Status, Verdict, summary_counts
-from .repair import FixPlan, plans_from_verdicts, rendered_statements
+from .repair import FixPlan, plans_from_verdicts, rendered_commits_on_disk, rendered_statements
 
 if TYPE_CHECKING:  # rich is imported lazily, where it is used
     from rich.text import Text
@@ -32,6 +32,24 @@ def fix_sql(plan: FixPlan | None) -> str | None:
     if plan is None or not plan.fixable:
         return None
     return "\n".join(rendered_statements(plan, alone=True))  # a transaction someone may run by itself
+
+
+def dry_run_text(groups, lock_timeout: float, statement_timeout: float) -> str:
+    """What `fix`, `fix --all` and `sync` print for --dry-run after their plan: each fixable plan's
+    transaction, under its heading when given ((heading or None, plans) per group), the wait for the
+    disk that ends each batch, and that nothing changed."""
+    out, any_fixable = [], False
+    for heading, plans in groups:
+        for plan in plans:
+            if not plan.fixable:
+                continue
+            any_fixable = True
+            out += ["", f"-- {heading}"] if heading else [""]
+            out += rendered_statements(plan, lock_timeout, statement_timeout)
+    if any_fixable:
+        out += ["", "-- then, once per batch of fixes, a wait until their commits are on disk:",
+                *rendered_commits_on_disk()]
+    return "\n".join([*out, "", "dry run: nothing changed"])
 
 
 def plans_by_sequence(report: Report) -> dict[int, FixPlan]:

@@ -16,7 +16,8 @@ from .cli import (EXIT_OK, UsageError, _confirm, _connection, _helpers, _scan, _
                   apply_audited, fixes_settled)
 from .connect import Target, resolve
 from .model import Report, Status
-from .repair import describe, oneliner, rendered_commits_on_disk, rendered_statements, script
+from .output import dry_run_text
+from .repair import describe, oneliner, script
 from .sync import IN_STEP, SYNC, Source, SyncPlan, plan_sync, read_source
 
 
@@ -107,13 +108,7 @@ def cmd_sync(args, target: Target, config) -> int:
             code = 1
         elif args.dry_run:
             if not args.json:
-                for p in fixable:
-                    print()
-                    print("\n".join(rendered_statements(p, args.lock_timeout, args.statement_timeout)))
-                if fixable:
-                    print("\n-- then, once per batch of fixes, a wait until their commits are on disk:")
-                    print("\n".join(rendered_commits_on_disk()))
-                print("\ndry run: nothing changed")
+                print(dry_run_text([(None, fixable)], args.lock_timeout, args.statement_timeout))
             code = 1 if warned else EXIT_OK
         elif not fixable:
             if not args.json:
