@@ -121,12 +121,16 @@ def planned_for_any_statistics(conn: psycopg.Connection) -> Iterator[None]:
         yield
 
 
+def discover_sequences(conn: psycopg.Connection) -> list[Sequence]:
+    """Every user sequence with its parameters (discover.sql), without its consumers (sync's source)."""
+    data_function = conn.info.server_version >= SEQUENCE_DATA_FUNCTION_SINCE
+    return [Sequence(*row, data_function=data_function) for row in conn.execute(load_sql("discover.sql")).fetchall()]
+
+
 def discover(conn: psycopg.Connection) -> list[tuple[Sequence, tuple[Consumer, ...]]]:
     """Every user sequence with its consumers, partitions folded into their partitioned parent."""
-    data_function = conn.info.server_version >= SEQUENCE_DATA_FUNCTION_SINCE
     with planned_for_any_statistics(conn):
-        sequences = [Sequence(*row, data_function=data_function)
-                     for row in conn.execute(load_sql("discover.sql")).fetchall()]
+        sequences = discover_sequences(conn)
         consumer_rows = conn.execute(load_sql("consumers.sql")).fetchall()
     by_seq: dict[int, list[tuple]] = {}
     for row in consumer_rows:

@@ -67,9 +67,8 @@ def read_source(conn: psycopg.Connection) -> Source:
     pg_sequence) and catalog.read_states(), which reads `last_value, is_called` from each sequence (on a
     hot standby too; there a sequence reads up to 32 values ahead of its primary, which errs on the safe
     side). A sequence the role may not read is kept, with why."""
-    data_function = conn.info.server_version >= catalog.SEQUENCE_DATA_FUNCTION_SINCE
-    sequences = [Sequence(*row, data_function=data_function)
-                 for row in conn.execute(catalog.load_sql("discover.sql")).fetchall()]
+    with catalog.planned_for_any_statistics(conn):
+        sequences = catalog.discover_sequences(conn)
     info = catalog.server_info(conn)
     states = catalog.read_states(conn, sequences)
     found = {}
